@@ -1,0 +1,144 @@
+"""The django.tasks face of conveyor: capability flags, validation, enqueue and results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core import checks
+from django.db import router
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils.json import normalize_json
+
+from conveyor.conf import BackendOptions, parse_options
+from conveyor.models import QUEUE_NAME_MAX_LENGTH, TaskRecord
+from conveyor.results import build_result, make_result
+from conveyor.store import TaskStore, store_for
+
+MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
+
+
+class DatabaseBackend(BaseTaskBackend):
+    """Store tasks in the project's database, for `manage.py conveyor_worker` to run."""
+
+    # run_after is a column the claim compares with the database clock.
+    supports_defer = True
+    # Coroutine functions run on the worker's event loop.
+    supports_async_task = True
+    # Results are rows, readable from any process.
+    supports_get_result = True
+    # priority is part of the claim order.
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        self.config: BackendOptions = parse_options(
+            alias, params.get("OPTIONS", {}), frozenset(self.queues)
+        )
+
+    @cached_property
+    def store(self) -> TaskStore:
+        return store_for(
+            backend_name=self.alias,
+            options=self.config,
+            using=router.db_for_write(TaskRecord),
+        )
+
+    def validate_task(self, task: Task) -> None:
+        """Check that this backend can run the task; raise InvalidTask if not."""
+        super().validate_task(task)
+        if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH:
+            raise InvalidTask(
+                f"Queue name {task.queue_name[:20]!r}... is longer than "
+                f"{QUEUE_NAME_MAX_LENGTH} characters."
+            )
+
+    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
+        """Queue up a task to be executed."""
+        record = self.prepare(task, args, kwargs)
+        self.store.insert([record])
+        return self.announce(task, record)
+
+    def prepare(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskRecord:
+        """Validate a task and its arguments into an unsaved row; raise before storing."""
+        self.validate_task(task)
+        record = TaskRecord(
+            task_path=task.module_path,
+            backend_name=self.alias,
+            queue_name=task.queue_name,
+            priority=task.priority,
+            takes_context=task.takes_context,
+            arguments=json_arguments(args, kwargs),
+            run_after=task.run_after,
+        )
+        if task.run_after is not None:
+            record.available_after = task.run_after
+        return record
+
+    def announce(self, task: Task, record: TaskRecord) -> TaskResult:
+        """Build the result of a stored row and send task_enqueued."""
+        result = make_result(record, task=task, errors=[], worker_ids=[])
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id: str) -> TaskResult:
+        """Retrieve a task result by id; raise TaskResultDoesNotExist if there is none."""
+        pk = parse_result_id(result_id)
+        try:
+            record = self.store.tasks.get(pk=pk)
+        except TaskRecord.DoesNotExist:
+            raise TaskResultDoesNotExist(result_id) from None
+        return build_result(record, record.attempts.select_related("error"))
+
+    async def aget_result(self, result_id: str) -> TaskResult:
+        """See get_result()."""
+        return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
+
+    def get_results(self, task: Task) -> Iterator[TaskResult]:
+        """Every result of one task, newest first."""
+        records = (
+            self.store.tasks.filter(task_path=task.module_path)
+            .order_by("-enqueued_at", "-id")
+            .prefetch_related("attempts__error")
+        )
+        for record in records.iterator(chunk_size=500):
+            yield build_result(record, record.attempts.all(), task=task)
+
+    def check(self, **kwargs: Any) -> Iterator[checks.CheckMessage]:
+        """Report configuration problems of this backend."""
+        from django.apps import apps
+
+        if not apps.is_installed("conveyor"):
+            yield checks.Error(
+                f"TASKS[{self.alias!r}] uses conveyor.backend.DatabaseBackend, "
+                "but 'conveyor' is not in INSTALLED_APPS.",
+                hint="Add 'conveyor' to INSTALLED_APPS and run migrate.",
+                id="conveyor.E001",
+            )
+
+
+def json_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Return {"args", "kwargs"} as JSON values; raise TypeError naming what cannot be stored."""
+    try:
+        arguments = {"args": normalize_json(args), "kwargs": normalize_json(kwargs)}
+        json.dumps(arguments, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Task arguments must be JSON-serialisable: {exc}") from exc
+    return arguments
+
+
+def parse_result_id(result_id: object) -> int:
+    """The primary key a result id names; raise TaskResultDoesNotExist if it names none."""
+    text = str(result_id)
+    if not text.isascii() or not text.isdigit() or len(text) > MAX_RESULT_ID_DIGITS:
+        raise TaskResultDoesNotExist(result_id)
+    return int(text)
+
+
+__all__ = ["DatabaseBackend", "TaskResultStatus"]

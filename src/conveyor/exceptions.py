@@ -1,0 +1,30 @@
+"""Exceptions of conveyor; each docstring is the default message."""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """conveyor could not complete the operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class WorkerLost(ConveyorError):
+    """The worker running this task stopped sending heartbeats."""
+
+
+class WorkerInterrupted(ConveyorError):
+    """The worker was stopped while this task was running."""
+
+
+class TaskCancelled(ConveyorError):
+    """The task was cancelled before it ran."""
+
+
+class MalformedTask(ConveyorError):
+    """The stored task cannot be run as it is stored."""
+
+
+class QueueNotConfigured(ConveyorError):
+    """The task's queue is not configured for its backend."""

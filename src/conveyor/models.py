@@ -1,0 +1,142 @@
+"""The tables of conveyor: task rows, their attempts and errors, and the worker registry."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models
+from django.db.models.functions import Now
+from django.tasks import TaskResultStatus
+
+QUEUE_NAME_MAX_LENGTH = 64
+WORKER_ID_MAX_LENGTH = 128
+
+
+class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
+    def ready(self) -> TaskRecordQuerySet:
+        return self.filter(status=TaskResultStatus.READY)
+
+    def due(self) -> TaskRecordQuerySet:
+        """READY tasks whose available_after has passed on the database clock."""
+        return self.ready().filter(available_after__lte=Now())
+
+    def running(self) -> TaskRecordQuerySet:
+        return self.filter(status=TaskResultStatus.RUNNING)
+
+    def finished(self) -> TaskRecordQuerySet:
+        return self.filter(status__in=(TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED))
+
+    def in_claim_order(self) -> TaskRecordQuerySet:
+        """Most urgent first: earliest available, highest priority, fewest attempts, oldest."""
+        return self.order_by(*CLAIM_ORDER)
+
+
+CLAIM_ORDER = ("available_after", "-priority", "attempt_count", "enqueued_at", "id")
+
+
+class TaskRecord(models.Model):
+    """One enqueued task: what to run, where it stands, and what it returned."""
+
+    id = models.BigAutoField(primary_key=True)
+    task_path = models.CharField(max_length=255)
+    backend_name = models.CharField(max_length=32)
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    priority = models.SmallIntegerField(default=0)
+    takes_context = models.BooleanField(default=False)
+    # {"args": [...], "kwargs": {...}}, as the task was enqueued.
+    arguments = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=10, choices=TaskResultStatus.choices, default=TaskResultStatus.READY
+    )
+    run_after = models.DateTimeField(null=True, blank=True)
+    # When the task may run next: enqueue time, run_after, or the end of a retry's back-off.
+    available_after = models.DateTimeField(db_default=Now())
+    # Denormalised count of claimed attempts; also fences writes of a stale attempt.
+    attempt_count = models.PositiveIntegerField(default=0)
+    enqueued_at = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    return_value = models.JSONField(null=True, blank=True)
+    # The worker holding the task while it is RUNNING; empty otherwise.
+    worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, blank=True, default="")
+
+    objects: ClassVar[models.Manager[TaskRecord]] = TaskRecordQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        db_table = "conveyor_task"
+        verbose_name = "task"
+        ordering = ("-id",)
+        indexes = (
+            # The claim: READY rows in claim order; status leads so finished history is never read.
+            models.Index(
+                fields=["status", "available_after", "-priority", "attempt_count", "enqueued_at"],
+                name="conveyor_task_claim",
+            ),
+            models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
+            models.Index(fields=["finished_at"], name="conveyor_task_finished"),
+            models.Index(fields=["enqueued_at"], name="conveyor_task_enqueued"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.task_path} #{self.pk} ({self.status})"
+
+
+class Attempt(models.Model):
+    """One run of a task by one worker, written when the run ends."""
+
+    class Status(models.TextChoices):
+        SUCCESSFUL = TaskResultStatus.SUCCESSFUL.value, TaskResultStatus.SUCCESSFUL.label
+        FAILED = TaskResultStatus.FAILED.value, TaskResultStatus.FAILED.label
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(TaskRecord, on_delete=models.DB_CASCADE, related_name="attempts")
+    worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH)
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField()
+    status = models.CharField(max_length=10, choices=Status.choices)
+
+    class Meta:
+        db_table = "conveyor_attempt"
+        ordering = ("id",)
+
+    def __str__(self) -> str:
+        return f"attempt #{self.pk} of task #{self.task_id} ({self.status})"
+
+
+class Error(models.Model):
+    """The exception that ended a failed attempt."""
+
+    attempt = models.OneToOneField(
+        Attempt, on_delete=models.DB_CASCADE, primary_key=True, related_name="error"
+    )
+    exception_class_path = models.CharField(max_length=255)
+    traceback = models.TextField()
+
+    class Meta:
+        db_table = "conveyor_error"
+
+    def __str__(self) -> str:
+        return self.exception_class_path
+
+
+class WorkerRecord(models.Model):
+    """A running worker, as it announces itself with heartbeats."""
+
+    id = models.BigAutoField(primary_key=True)
+    worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, unique=True)
+    backend_name = models.CharField(max_length=32)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    # Queue names served; empty means every queue of the backend.
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField(db_default=Now())
+    last_heartbeat_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "conveyor_worker"
+        verbose_name = "worker"
+        ordering = ("started_at",)
+
+    def __str__(self) -> str:
+        return self.worker_id

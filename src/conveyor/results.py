@@ -1,0 +1,112 @@
+"""Rows -> django.tasks.TaskResult: the one place that builds results."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from django.tasks import Task, TaskResult, TaskResultStatus
+from django.tasks.base import TaskError
+from django.utils.module_loading import import_string
+
+from conveyor.models import Attempt, TaskRecord
+
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+_STORED = object()
+
+
+@lru_cache(maxsize=1024)
+def import_task(task_path: str) -> Task:
+    """Import the Task object a path names; raise ImportError if it is not one."""
+    try:
+        task = import_string(task_path)
+    except ImportError:
+        raise
+    except Exception as exc:  # a module that fails while importing
+        raise ImportError(f"cannot import task {task_path!r}: {exc!r}") from exc
+    if not isinstance(task, Task):
+        raise ImportError(f"{task_path!r} is not a task (decorate it with @task)")
+    return task
+
+
+def stored_task(record: TaskRecord) -> Task:
+    """The Task as it was enqueued: its function, with the row's priority, queue and run_after."""
+    return rebuild_task(
+        import_task(record.task_path),
+        priority=record.priority,
+        queue_name=record.queue_name,
+        run_after=record.run_after,
+        backend=record.backend_name,
+    )
+
+
+def rebuild_task(task: Task, **changes: Any) -> Task:
+    """Copy a Task with changes, without validating it again.
+
+    A stored task stays readable after its queue leaves QUEUES; validation belongs to enqueue.
+    """
+    if all(getattr(task, name) == value for name, value in changes.items()):
+        return task
+    copy = object.__new__(type(task))
+    for name in _TASK_FIELDS:
+        object.__setattr__(copy, name, changes.get(name, getattr(task, name)))
+    return copy
+
+
+def error_of(attempt: Attempt) -> TaskError | None:
+    error = getattr(attempt, "error", None)
+    if error is None:
+        return None
+    return TaskError(exception_class_path=error.exception_class_path, traceback=error.traceback)
+
+
+def build_result(
+    record: TaskRecord, attempts: Iterable[Attempt], *, task: Task | None = None
+) -> TaskResult:
+    """Build the TaskResult of a row and its attempts (oldest first)."""
+    attempts = list(attempts)
+    worker_ids = [attempt.worker_id for attempt in attempts]
+    if record.status == TaskResultStatus.RUNNING and record.worker_id:
+        # The running attempt is written when it ends; until then the row holds its worker.
+        worker_ids.append(record.worker_id)
+    return make_result(
+        record,
+        task=task or stored_task(record),
+        errors=[e for e in map(error_of, attempts) if e is not None],
+        worker_ids=worker_ids,
+    )
+
+
+def make_result(
+    record: TaskRecord,
+    *,
+    task: Task,
+    errors: Sequence[TaskError],
+    worker_ids: Sequence[str],
+    status: TaskResultStatus | None = None,
+    finished_at: datetime | None = None,
+    return_value: Any = _STORED,
+) -> TaskResult:
+    """Assemble a TaskResult; the keyword arguments override what the row says."""
+    arguments = record.arguments if isinstance(record.arguments, dict) else {}
+    result = TaskResult(
+        task=task,
+        id=str(record.pk),
+        status=TaskResultStatus(status or record.status),
+        enqueued_at=record.enqueued_at,
+        started_at=record.started_at,
+        finished_at=finished_at or record.finished_at,
+        last_attempted_at=record.last_attempted_at,
+        args=arguments.get("args", []),
+        kwargs=arguments.get("kwargs", {}),
+        backend=record.backend_name,
+        errors=list(errors),
+        worker_ids=list(worker_ids),
+    )
+    if result.status == TaskResultStatus.SUCCESSFUL:
+        value = record.return_value if return_value is _STORED else return_value
+        object.__setattr__(result, "_return_value", value)
+    return result

@@ -1,0 +1,446 @@
+"""The task store: the only code that changes a task's state.
+
+Every change is a compare-and-set that states the state it expects and reports what it changed.
+Engines (one per database) differ only in how they claim, how they open a write transaction,
+which errors are worth retrying, and how they wake idle workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from django.db import DatabaseError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from django.db.models import F, Min, Q
+from django.db.models.functions import Now
+from django.db.models.sql import Query
+from django.tasks import TaskResultStatus
+from django.tasks.base import TaskError
+
+from conveyor.conf import BackendOptions
+from conveyor.exceptions import ConveyorError, WorkerLost
+from conveyor.models import Attempt, Error, TaskRecord, WorkerRecord
+
+logger = logging.getLogger(__name__)
+
+READY = TaskResultStatus.READY
+RUNNING = TaskResultStatus.RUNNING
+SUCCESSFUL = TaskResultStatus.SUCCESSFUL
+FAILED = TaskResultStatus.FAILED
+
+INSERT_BATCH_SIZE = 1000
+PURGE_BATCH_SIZE = 500
+TRANSIENT_RETRY_LIMIT = 12
+TRANSIENT_BACKOFF_MAX = timedelta(seconds=2)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which queues a worker serves: `include` (None: every queue) minus `exclude`."""
+
+    include: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def as_q(self) -> Q:
+        condition = Q()
+        if self.include is not None:
+            condition &= Q(queue_name__in=sorted(self.include))
+        if self.exclude:
+            condition &= ~Q(queue_name__in=sorted(self.exclude))
+        return condition
+
+    def as_sql(self) -> tuple[str, list[str]]:
+        """The filter as SQL conditions on queue_name, for hand-written claims."""
+        sql, params = "", []
+        for names, operator in ((self.include, "IN"), (self.exclude or None, "NOT IN")):
+            if names is not None:
+                sql += f" AND queue_name {operator} ({', '.join(['%s'] * len(names))})"
+                params.extend(sorted(names))
+        return sql, params
+
+    def served(self) -> list[str]:
+        """The queue names served, for the worker registry; empty means every queue."""
+        return sorted((self.include or frozenset()) - self.exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one claimed attempt ended, as the runner reports it."""
+
+    record: TaskRecord
+    status: TaskResultStatus
+    return_value: Any = None
+    error: TaskError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An outcome that reached the database, and the state it left the task in."""
+
+    outcome: Outcome
+    status: TaskResultStatus
+    finished_at: datetime | None
+    available_after: datetime | None
+
+
+@dataclass(slots=True)
+class _Batch:
+    now: datetime
+    finals: list[TaskRecord] = field(default_factory=list)
+    retries: list[TaskRecord] = field(default_factory=list)
+    attempts: list[tuple[Attempt, TaskError | None]] = field(default_factory=list)
+    written: list[Written] = field(default_factory=list)
+
+
+class TaskStore:
+    """Task state changes for one backend alias, on one database."""
+
+    vendor: ClassVar[str] = ""
+
+    def __init__(self, *, backend_name: str, options: BackendOptions, using: str) -> None:
+        self.backend_name = backend_name
+        self.options = options
+        self.using = using
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        return connections[self.using]
+
+    @property
+    def tasks(self) -> Any:
+        """This backend's task rows."""
+        return TaskRecord.objects.using(self.using).filter(backend_name=self.backend_name)
+
+    def write_transaction(self) -> AbstractContextManager[None]:
+        """A transaction that may write; engines may take their write lock up front."""
+        return transaction.atomic(using=self.using)
+
+    def is_transient(self, exc: DatabaseError) -> bool:
+        """Whether an error is a lock conflict worth retrying (not an outage)."""
+        return False
+
+    def retrying[T](self, operation: Callable[[], T]) -> T:
+        """Run an operation, retrying lock conflicts with jittered, capped back-off."""
+        for attempt in range(TRANSIENT_RETRY_LIMIT):
+            try:
+                return operation()
+            except DatabaseError as exc:
+                if not self.is_transient(exc) or attempt == TRANSIENT_RETRY_LIMIT - 1:
+                    raise
+                if self.connection.in_atomic_block:
+                    raise  # the caller's transaction is void; only the caller can retry it
+                delay = min(0.01 * 2**attempt, TRANSIENT_BACKOFF_MAX.total_seconds())
+                logger.debug("Lock conflict, retrying in %.3fs: %s", delay, exc)
+                time.sleep(delay * random.uniform(0.5, 1.0))
+        raise AssertionError("unreachable")
+
+    def records_from_cursor(self, cursor: CursorWrapper) -> list[TaskRecord]:
+        """Turn rows of conveyor_task (any column order) into TaskRecords with converters."""
+        connection = self.connection
+        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
+        fields = [by_column[column[0]] for column in cursor.description]
+        compiler = connection.ops.compiler("SQLCompiler")(
+            TaskRecord.objects.none().query, connection, self.using
+        )
+        converters = compiler.get_converters([f.get_col(TaskRecord._meta.db_table) for f in fields])
+        rows: Iterable[Sequence[Any]] = cursor.fetchall()
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
+        names = [f.attname for f in fields]
+        return [TaskRecord.from_db(self.using, names, list(row)) for row in rows]
+
+    def database_now(self) -> datetime:
+        """Read the database's clock."""
+        query = Query(None)
+        query.add_annotation(Now(), "now")
+        compiler = query.get_compiler(self.using)
+        ((now,),) = compiler.results_iter()
+        return now  # type: ignore[no-any-return]
+
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def insert(self, records: Sequence[TaskRecord]) -> None:
+        """Store new READY tasks, all or none; listening workers wake once they commit."""
+
+        def insert() -> None:
+            if len(records) == 1:
+                # One INSERT ... RETURNING, without bulk_create's BEGIN/COMMIT round trips.
+                records[0].save(force_insert=True, using=self.using)
+                return
+            with transaction.atomic(using=self.using, savepoint=False):
+                TaskRecord.objects.using(self.using).bulk_create(
+                    records, batch_size=INSERT_BATCH_SIZE
+                )
+
+        self.retrying(insert)
+
+    def wake_workers(self) -> None:
+        """Wake idle workers now, where the database can (see PostgreSQLStore)."""
+
+    # -- claim ------------------------------------------------------------------------------
+
+    def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        """Take up to `limit` due READY tasks, most urgent first, for this worker."""
+        if limit < 1:
+            return []
+        claimed = self.retrying(lambda: self.claim_rows(worker_id, queues, limit))
+        claimed.sort(key=claim_sort_key)
+        return claimed
+
+    def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        """Engine-specific claim: atomically mark rows RUNNING for this worker; return them."""
+        raise NotImplementedError
+
+    def next_available_at(self, queues: QueueFilter) -> datetime | None:
+        """When the next READY task of these queues becomes due (past if one is due now)."""
+        found: datetime | None = (
+            self.tasks.ready().filter(queues.as_q()).aggregate(next=Min("available_after"))["next"]
+        )
+        return found
+
+    # -- finish -----------------------------------------------------------------------------
+
+    def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        """Record ended attempts; skip (and log) those whose task this worker no longer holds."""
+        if not outcomes:
+            return []
+        return self.retrying(lambda: self._finish(worker_id, outcomes))
+
+    def _finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        with self.write_transaction():
+            held, now = self._lock_held(worker_id, [o.record.pk for o in outcomes])
+            batch = _Batch(now=now)
+            for outcome in outcomes:
+                if held.get(outcome.record.pk) != outcome.record.attempt_count:
+                    log_lost_fence(outcome.record, worker_id)
+                    continue
+                self._settle(batch, outcome)
+            self._write(batch)
+        return batch.written
+
+    def _lock_held(self, worker_id: str, ids: list[int]) -> tuple[dict[int, int], datetime]:
+        """Lock the rows this worker still holds; map id -> attempt, and read the clock."""
+        rows = list(
+            TaskRecord.objects.using(self.using)
+            .select_for_update()
+            .filter(pk__in=ids, status=RUNNING, worker_id=worker_id)
+            .order_by("pk")  # one lock order for every writer, so writers never deadlock
+            .annotate(now=Now())
+            .values_list("pk", "attempt_count", "now")
+        )
+        now = rows[0][2] if rows else self.database_now()
+        return {pk: attempt for pk, attempt, _ in rows}, now
+
+    def _settle(self, batch: _Batch, outcome: Outcome) -> None:
+        record = outcome.record
+        status, delay = outcome.status, None
+        if status == FAILED:
+            delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
+        update = TaskRecord(pk=record.pk, worker_id="")
+        if delay is not None:
+            update.status, update.available_after = READY, batch.now + delay
+            batch.retries.append(update)
+            batch.written.append(Written(outcome, READY, None, update.available_after))
+        else:
+            update.status, update.finished_at = status, batch.now
+            update.return_value = outcome.return_value if status == SUCCESSFUL else None
+            batch.finals.append(update)
+            batch.written.append(Written(outcome, status, batch.now, None))
+        attempt = Attempt(
+            task_id=record.pk,
+            worker_id=record.worker_id,
+            started_at=record.last_attempted_at,
+            stopped_at=batch.now,
+            status=outcome.status,
+        )
+        batch.attempts.append((attempt, outcome.error))
+
+    def _write(self, batch: _Batch) -> None:
+        manager = TaskRecord.objects.using(self.using)
+        if batch.finals:
+            manager.bulk_update(
+                batch.finals, ["status", "finished_at", "return_value", "worker_id"]
+            )
+        if batch.retries:
+            manager.bulk_update(batch.retries, ["status", "available_after", "worker_id"])
+        self._insert_attempts(batch.attempts)
+
+    def _insert_attempts(self, attempts: list[tuple[Attempt, TaskError | None]]) -> None:
+        if not attempts:
+            return
+        created = Attempt.objects.using(self.using).bulk_create([a for a, _ in attempts])
+        errors = [
+            Error(
+                attempt=attempt,
+                exception_class_path=error.exception_class_path,
+                traceback=error.traceback,
+            )
+            for attempt, (_, error) in zip(created, attempts, strict=True)
+            if error is not None
+        ]
+        if errors:
+            Error.objects.using(self.using).bulk_create(errors)
+
+    def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
+        """Hand back RUNNING tasks this worker holds but never received (a lost claim reply)."""
+        unheld = self.tasks.running().filter(worker_id=worker_id).exclude(pk__in=list(held))
+        released: int = self.retrying(
+            lambda: unheld.update(status=READY, worker_id="", attempt_count=F("attempt_count") - 1)
+        )
+        if released:
+            logger.warning(
+                "Released %d tasks whose claim reply was lost worker=%s", released, worker_id
+            )
+        return released
+
+    # -- worker registry and recovery -------------------------------------------------------
+
+    def register_worker(self, *, worker_id: str, host: str, pid: int, queues: list[str]) -> None:
+        """Add this worker to the registry; take over a stale row left under the same id."""
+        workers = WorkerRecord.objects.using(self.using)
+        stale = workers.filter(worker_id=worker_id)
+        if stale.filter(last_heartbeat_at__gte=Now() - self.options.worker_timeout).exists():
+            raise WorkerIdInUse(f"worker id {worker_id!r} belongs to a live worker")
+        if stale.exists():
+            self.recover_lost(recovered_by=worker_id, only=worker_id)
+        workers.update_or_create(
+            worker_id=worker_id,
+            defaults={
+                "backend_name": self.backend_name,
+                "host": host,
+                "pid": pid,
+                "queues": queues,
+                "started_at": Now(),
+                "last_heartbeat_at": Now(),
+            },
+        )
+
+    def heartbeat(self, worker_id: str) -> bool:
+        """Record that this worker is alive; False if its row is gone (it was declared dead)."""
+        workers = WorkerRecord.objects.using(self.using).filter(worker_id=worker_id)
+        return bool(self.retrying(lambda: workers.update(last_heartbeat_at=Now())))
+
+    def deregister_worker(self, worker_id: str) -> None:
+        WorkerRecord.objects.using(self.using).filter(worker_id=worker_id).delete()
+
+    def recover_lost(self, *, recovered_by: str, only: str | None = None) -> list[Written]:
+        """Fail the open attempts of dead or unregistered workers, then apply retry policies.
+
+        Safe to run from several workers at once: rows are locked and re-checked, so each
+        lost attempt is closed exactly once.
+        """
+        return self.retrying(lambda: self._recover_lost(recovered_by, only))
+
+    def _recover_lost(self, recovered_by: str, only: str | None) -> list[Written]:
+        cutoff = Now() - self.options.worker_timeout
+        workers = WorkerRecord.objects.using(self.using)
+        with self.write_transaction():
+            alive = set(
+                workers.filter(last_heartbeat_at__gte=cutoff).values_list("worker_id", flat=True)
+            )
+            if only is not None:
+                alive.discard(only)
+            seen = dict(workers.values_list("worker_id", "last_heartbeat_at"))
+            lost = self.tasks.running().exclude(worker_id__in=alive)
+            if only is not None:
+                lost = lost.filter(worker_id=only)
+            rows = list(lost.order_by("pk").select_for_update(skip_locked=True).annotate(now=Now()))
+            batch = _Batch(now=rows[0].now if rows else self.database_now())  # type: ignore[attr-defined]
+            for record in rows:
+                error = lost_worker_error(
+                    record.worker_id, seen.get(record.worker_id), recovered_by
+                )
+                self._settle(batch, Outcome(record, FAILED, error=error))
+                logger.warning(
+                    "Recovered task id=%s path=%s from lost worker=%s",
+                    record.pk,
+                    record.task_path,
+                    record.worker_id,
+                )
+            self._write(batch)
+            dead = workers.filter(backend_name=self.backend_name, last_heartbeat_at__lt=cutoff)
+            dead.exclude(worker_id=recovered_by).delete()
+        return batch.written
+
+    # -- retention ----------------------------------------------------------------------------
+
+    def purgeable(self, *, finished: bool, older_than: timedelta) -> Any:
+        """Finished results, or READY tasks, enqueued/finished longer than `older_than` ago."""
+        cutoff = Now() - older_than
+        if finished:
+            return self.tasks.finished().filter(finished_at__lt=cutoff)
+        return self.tasks.ready().filter(enqueued_at__lt=cutoff)
+
+    def purge(
+        self,
+        *,
+        finished: bool,
+        older_than: timedelta,
+        limit: int | None = None,
+        batch_size: int = PURGE_BATCH_SIZE,
+    ) -> int:
+        """Delete purgeable rows (with their attempts) in small batches; return how many."""
+        rows = self.purgeable(finished=finished, older_than=older_than)
+        deleted = 0
+        while limit is None or deleted < limit:
+            size = batch_size if limit is None else min(batch_size, limit - deleted)
+            ids = list(rows.order_by("pk").values_list("pk", flat=True)[:size])
+            if not ids:
+                break
+            # The purge condition is checked again: a row claimed or retried meanwhile stays.
+            count, _ = self.retrying(lambda ids=ids: rows.filter(pk__in=ids).delete())
+            deleted += count
+            if count < len(ids):
+                break
+        return deleted
+
+
+def claim_sort_key(record: TaskRecord) -> tuple[Any, ...]:
+    """The claim order, for rows a statement returned in no particular order."""
+    return (
+        record.available_after,
+        -record.priority,
+        record.attempt_count,
+        record.enqueued_at,
+        record.pk,
+    )
+
+
+class WorkerIdInUse(ConveyorError):
+    """Another live worker uses this worker id."""
+
+
+def lost_worker_error(worker_id: str, last_seen: datetime | None, recovered_by: str) -> TaskError:
+    path = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
+    if last_seen is None:
+        why = f"Worker {worker_id!r} is not registered (it exited or was removed)"
+    else:
+        why = (
+            f"Worker {worker_id!r} stopped sending heartbeats; "
+            f"last heartbeat at {last_seen.isoformat()}"
+        )
+    return TaskError(
+        exception_class_path=path,
+        traceback=f"{path}: {why}; task taken back by worker {recovered_by!r}\n",
+    )
+
+
+def log_lost_fence(record: TaskRecord, worker_id: str) -> None:
+    logger.warning(
+        "Task id=%s path=%s attempt=%s is no longer held by worker=%s; "
+        "its outcome is discarded (recovery took it back)",
+        record.pk,
+        record.task_path,
+        record.attempt_count,
+        worker_id,
+    )

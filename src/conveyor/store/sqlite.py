@@ -1,0 +1,73 @@
+"""SQLite: claims in an immediate write transaction; "database is locked" is waited out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import DatabaseError, OperationalError, transaction
+
+from conveyor.models import TaskRecord
+from conveyor.store.base import QueueFilter, TaskStore
+
+NOW = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')"
+
+# SQLite has one writer at a time, so the write transaction that claims is the lock: no other
+# worker can read the same READY rows as claimable until it commits.
+CLAIM_SQL = f"""
+UPDATE {{table}}
+SET status = 'RUNNING', worker_id = %s, attempt_count = attempt_count + 1,
+    started_at = COALESCE(started_at, {NOW}), last_attempted_at = {NOW}
+WHERE id IN (
+    SELECT id FROM {{table}}
+    WHERE status = 'READY' AND backend_name = %s AND available_after <= {NOW} {{queues}}
+    ORDER BY available_after, priority DESC, attempt_count, enqueued_at, id
+    LIMIT %s
+)
+RETURNING *
+"""
+
+LOCKED_MESSAGES = ("database is locked", "database table is locked", "database is busy")
+
+
+class SQLiteStore(TaskStore):
+    vendor = "sqlite"
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """An IMMEDIATE transaction: take the write lock before reading, or wait for it.
+
+        A DEFERRED transaction that reads and then writes fails at once with "database is
+        locked" when another writer committed in between; IMMEDIATE waits for the lock instead.
+        """
+        connection = self.connection
+        if connection.in_atomic_block:
+            with transaction.atomic(using=self.using):
+                yield
+            return
+        connection.ensure_connection()
+        mode = connection.transaction_mode  # type: ignore[attr-defined]
+        connection.transaction_mode = "IMMEDIATE"  # type: ignore[attr-defined]
+        try:
+            atomic = transaction.atomic(using=self.using)
+            atomic.__enter__()
+        finally:
+            connection.transaction_mode = mode  # type: ignore[attr-defined]
+        try:
+            yield
+        except BaseException as exc:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        atomic.__exit__(None, None, None)
+
+    def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        queue_sql, queue_params = queues.as_sql()
+        sql = CLAIM_SQL.format(
+            table=self.connection.ops.quote_name(TaskRecord._meta.db_table), queues=queue_sql
+        )
+        with self.write_transaction(), self.connection.cursor() as cursor:
+            cursor.execute(sql, [worker_id, self.backend_name, *queue_params, limit])
+            return self.records_from_cursor(cursor)
+
+    def is_transient(self, exc: DatabaseError) -> bool:
+        return isinstance(exc, OperationalError) and str(exc).lower().startswith(LOCKED_MESSAGES)

@@ -1,0 +1,70 @@
+"""Periodic upkeep that any live worker does: taking back tasks of lost workers."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from django.db import DatabaseError, connections
+
+from conveyor.store import TaskStore, Written
+
+logger = logging.getLogger(__name__)
+
+
+class Maintenance:
+    """Runs recovery at start-up and then about every heartbeat interval, in its own thread."""
+
+    def __init__(
+        self,
+        store: TaskStore,
+        worker_id: str,
+        *,
+        on_written: Callable[[list[Written]], None],
+        healthy_since: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.on_written = on_written
+        # monotonic time since when this worker has reached the database without an outage
+        self.healthy_since = healthy_since
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conveyor-maintenance", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = self.store.options.heartbeat_interval.total_seconds()
+        try:
+            while True:
+                self.run_once()
+                # Jitter spreads the work of many workers started together.
+                if self._stop.wait(interval * random.uniform(0.75, 1.25)):
+                    return
+        finally:
+            connections.close_all()
+
+    def run_once(self) -> None:
+        try:
+            self.recover()
+        except DatabaseError as exc:
+            logger.debug("Maintenance failed, will try again: %s", exc)
+            connections.close_all()
+
+    def recover(self) -> None:
+        # After an outage every worker's heartbeat looks old; judge others only once this
+        # worker has itself been back for a full worker_timeout, so they can beat again.
+        timeout = self.store.options.worker_timeout.total_seconds()
+        if time.monotonic() - self.healthy_since() < timeout:
+            return
+        written = self.store.recover_lost(recovered_by=self.worker_id)
+        if written:
+            self.on_written(written)

@@ -1,0 +1,122 @@
+"""Run one claimed task and report how it ended; never let the task's failure escape."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Sequence
+from inspect import iscoroutinefunction
+from typing import Any
+
+from django.db import close_old_connections
+from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks.base import TaskError
+from django.tasks.signals import task_started
+from django.utils.json import normalize_json
+
+from conveyor.exceptions import MalformedTask
+from conveyor.models import Attempt, TaskRecord
+from conveyor.results import build_result, import_task, rebuild_task
+from conveyor.store import Outcome
+
+
+class Prepared:
+    """A claimed task ready to call: its Task, arguments and current result."""
+
+    __slots__ = ("args", "kwargs", "record", "result", "task")
+
+    def __init__(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
+        self.record = record
+        task = import_task(record.task_path)
+        self.task: Task = rebuild_task(
+            task,
+            priority=record.priority,
+            queue_name=record.queue_name,
+            run_after=record.run_after,
+            backend=record.backend_name,
+        )
+        self.args, self.kwargs = stored_arguments(record)
+        self.result: TaskResult = build_result(record, history, task=self.task)
+
+    def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
+        if self.record.takes_context:
+            return [TaskContext(task_result=self.result), *self.args], self.kwargs
+        return self.args, self.kwargs
+
+    def started(self) -> None:
+        task_started.send(type(self.task.get_backend()), task_result=self.result)
+
+    def succeeded(self, value: Any) -> Outcome:
+        value = normalize_json(value)
+        json.dumps(value, allow_nan=False)  # what the database would refuse, refused here
+        return Outcome(self.record, TaskResultStatus.SUCCESSFUL, return_value=value)
+
+
+def run_sync(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
+    """Run a claimed task in this thread."""
+    try:
+        prepared = Prepared(record, history)
+        prepared.started()
+        args, kwargs = prepared.call_arguments()
+        return prepared.succeeded(prepared.task.call(*args, **kwargs))
+    except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
+        return failed(record, exc)
+    finally:
+        close_old_connections()
+
+
+async def run_async(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
+    """Run a claimed coroutine task on this thread's event loop."""
+    try:
+        prepared = Prepared(record, history)
+        prepared.started()
+        args, kwargs = prepared.call_arguments()
+        return prepared.succeeded(await prepared.task.acall(*args, **kwargs))
+    except BaseException as exc:  # noqa: BLE001 - as in run_sync
+        return failed(record, exc)
+
+
+def is_async(record: TaskRecord) -> bool:
+    """Whether the task is a coroutine function (False if it cannot even be imported)."""
+    try:
+        return iscoroutinefunction(import_task(record.task_path).func)
+    except ImportError:
+        return False
+
+
+def stored_arguments(record: TaskRecord) -> tuple[list[Any], dict[str, Any]]:
+    """The args and kwargs of a row; raise MalformedTask if the row does not hold them."""
+    arguments = record.arguments
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError as exc:
+            raise MalformedTask(f"Task id={record.pk} arguments are not valid JSON: {exc}") from exc
+    if not isinstance(arguments, dict):
+        raise MalformedTask(f"Task id={record.pk} arguments must be a JSON object")
+    args, kwargs = arguments.get("args", []), arguments.get("kwargs", {})
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
+        raise MalformedTask(
+            f"Task id={record.pk} arguments must be {{'args': [...], 'kwargs': {{...}}}}"
+        )
+    return args, kwargs
+
+
+def failed(record: TaskRecord, exc: BaseException) -> Outcome:
+    return Outcome(record, TaskResultStatus.FAILED, error=error_from_exception(exc))
+
+
+def error_from_exception(exc: BaseException) -> TaskError:
+    kind = type(exc)
+    return TaskError(
+        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+def error_from_message(kind: type[BaseException], message: str) -> TaskError:
+    """A TaskError for an exception the worker records on a task's behalf."""
+    return TaskError(
+        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
+        traceback=f"{kind.__module__}.{kind.__qualname__}: {message}\n",
+    )

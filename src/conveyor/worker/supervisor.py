@@ -1,0 +1,102 @@
+"""--processes P: run P worker processes, replace any that dies, forward stop signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+logger = logging.getLogger(__name__)
+
+# Tells a child its slot, so an explicit --id stays unique per process ("<id>-<slot>").
+SLOT_ENVIRONMENT_VARIABLE = "CONVEYOR_WORKER_SLOT"
+RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+STABLE_AFTER_SECONDS = 30.0
+
+
+class Supervisor:
+    """Keeps `processes` children running `command` until it receives SIGTERM or SIGINT.
+
+    A child that exits while the supervisor runs is replaced (with back-off when children
+    keep dying young). Each signal is forwarded to every child; the supervisor then waits
+    for them and exits with the worst status among them.
+    """
+
+    def __init__(self, command: Sequence[str], processes: int) -> None:
+        self.command = list(command)
+        self.processes = processes
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.started_at: dict[int, float] = {}
+        self.failures = 0
+        self.stopping = False
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._forward)
+        for slot in range(self.processes):
+            self._spawn(slot)
+        status = 0
+        while self.children:
+            for slot, child in list(self.children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                del self.children[slot]
+                if self.stopping:
+                    status = max(status, code)
+                else:
+                    self._replace(slot, code)
+            time.sleep(0.1)
+        return status
+
+    def _spawn(self, slot: int) -> None:
+        env = {**os.environ, SLOT_ENVIRONMENT_VARIABLE: str(slot)}
+        child = subprocess.Popen(self.command, env=env)
+        self.children[slot] = child
+        self.started_at[slot] = time.monotonic()
+        logger.info("Supervisor started worker process pid=%d slot=%d", child.pid, slot)
+
+    def _replace(self, slot: int, code: int) -> None:
+        lived = time.monotonic() - self.started_at[slot]
+        self.failures = 0 if lived > STABLE_AFTER_SECONDS else self.failures + 1
+        delay = RESTART_BACKOFF_SECONDS[min(self.failures, len(RESTART_BACKOFF_SECONDS)) - 1]
+        delay = 0.0 if self.failures == 0 else delay
+        logger.warning(
+            "Worker process slot=%d exited with status %d after %.1fs; replacing it in %.1fs",
+            slot,
+            code,
+            lived,
+            delay,
+        )
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not self.stopping:
+            time.sleep(0.05)
+        if not self.stopping:
+            self._spawn(slot)
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping = True
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+
+def child_command(argv: Sequence[str]) -> list[str]:
+    """This process's command line, run as a single worker process."""
+    args, skip = [], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--processes", "-p"):
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        args.append(arg)
+    return [sys.executable, argv[0], *args, "--processes", "1"]

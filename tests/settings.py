@@ -1,0 +1,67 @@
+"""Settings of the test suite; the database comes from CONVEYOR_TEST_DATABASE."""
+
+from __future__ import annotations
+
+from tests.databases import database_settings, selected
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ALLOWED_HOSTS = ["*"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "conveyor",
+    "tests.tasksapp",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "tests.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {"default": database_settings(selected())}
+
+TASKS = {
+    "default": {
+        "BACKEND": "conveyor.backend.DatabaseBackend",
+        "QUEUES": ["default", "low_priority", "other"],
+        "OPTIONS": {
+            "max_attempts": 1,
+            "backoff_factor": 0,
+            "queues": {"low_priority": {"max_attempts": 3}},
+            "purge": {"finished": "10 days", "unfinished": "20 days"},
+        },
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"conveyor": {"handlers": ["console"], "level": "WARNING"}},
+}
