@@ -11,7 +11,7 @@ def main() -> int:
     from django.db import connection
 
     try:
-        import tests.settings  # noqa: F401 - validates CONVEYOR_TEST_DATABASE
+        import tests.settings
     except SystemExit as exc:
         print(exc)
         return 1

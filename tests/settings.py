@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 from tests.databases import database_settings, selected
 
 SECRET_KEY = "tests-only-not-secret"
@@ -45,6 +48,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_settings(selected())}
+if "CONVEYOR_DATABASE_NAME" in os.environ:
+    # Worker processes started by a test use the test's database.
+    DATABASES["default"]["NAME"] = os.environ["CONVEYOR_DATABASE_NAME"]
 
 TASKS = {
     "default": {
@@ -58,6 +64,9 @@ TASKS = {
         },
     }
 }
+
+# Worker processes started by a test may get other OPTIONS (short heartbeats, retries).
+TASKS["default"]["OPTIONS"].update(json.loads(os.environ.get("CONVEYOR_TASKS_OPTIONS", "{}")))
 
 LOGGING = {
     "version": 1,

@@ -2,9 +2,102 @@
 
 from __future__ import annotations
 
-from django.tasks import task
+import asyncio
+import os
+import time
+from typing import Any
+
+from django.tasks import TaskContext, task
+
+from tests.tasksapp.models import Execution
 
 
 @task
 def add(a: int, b: int) -> int:
     return a + b
+
+
+@task
+def noop() -> None:
+    return None
+
+
+@task
+def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@task(takes_context=True)
+def record(context: TaskContext, label: str = "", sleep: float = 0.0) -> int:
+    """Write one Execution row per run, then sleep; return the attempt number."""
+    Execution.objects.create(
+        result_id=context.task_result.id,
+        attempt=context.attempt,
+        pid=os.getpid(),
+        label=label,
+    )
+    if sleep:
+        time.sleep(sleep)
+    return context.attempt
+
+
+@task(takes_context=True)
+def fail_until(context: TaskContext, succeed_on: int) -> int:
+    """Fail (ValueError) until attempt `succeed_on`; record every run."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    if context.attempt < succeed_on:
+        raise ValueError(f"attempt {context.attempt} fails")
+    return context.attempt
+
+
+@task
+def fail(message: str = "boom") -> None:
+    raise ValueError(message)
+
+
+@task
+def exit_task() -> None:
+    raise SystemExit(3)
+
+
+@task
+def keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+@task
+def unserialisable_return() -> object:
+    return object()
+
+
+@task
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@task
+async def async_add(a: int, b: int) -> int:
+    await asyncio.sleep(0)
+    return a + b
+
+
+@task
+async def async_sleep(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@task(takes_context=True)
+async def async_record(context: TaskContext, label: str = "") -> int:
+    await Execution.objects.acreate(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=label
+    )
+    return context.attempt
+
+
+@task(queue_name="low_priority")
+def low(value: int) -> int:
+    return value

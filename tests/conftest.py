@@ -1,0 +1,136 @@
+"""Fixtures shared by the whole suite: worker processes, option overrides, factories."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.tasks import task_backends
+
+from conveyor.backend import DatabaseBackend
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header() -> str:
+    return f"conveyor tests on database: {os.environ.get('CONVEYOR_TEST_DATABASE', 'sqlite')}"
+
+
+@pytest.fixture
+def backend() -> DatabaseBackend:
+    found = task_backends["default"]
+    assert isinstance(found, DatabaseBackend)
+    return found
+
+
+@pytest.fixture
+def task_options(settings: Any) -> Callable[..., DatabaseBackend]:
+    """Replace OPTIONS of the default backend for this test; return the new backend."""
+
+    def replace(**options: Any) -> DatabaseBackend:
+        tasks = json.loads(json.dumps(settings.TASKS))
+        tasks["default"]["OPTIONS"] = options
+        settings.TASKS = tasks
+        found = task_backends["default"]
+        assert isinstance(found, DatabaseBackend)
+        return found
+
+    return replace
+
+
+class WorkerProcess:
+    """A `manage.py conveyor_worker` process started by a test, logging to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "django", "conveyor_worker", "--settings=tests.settings", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def signal(self, signum: int) -> None:
+        self.popen.send_signal(signum)
+
+    def wait(self, timeout: float = 60) -> int:
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker did not exit in {timeout}s; log:\n{self.log()}") from None
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGCONT)  # a stopped process cannot die
+            self.popen.kill()
+            self.popen.wait(10)
+        self._log.close()
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def worker_env() -> Callable[..., dict[str, str]]:
+    """The environment of a worker process that uses this test's database."""
+
+    def make(**options: Any) -> dict[str, str]:
+        env = dict(os.environ)
+        env["CONVEYOR_DATABASE_NAME"] = str(connection.settings_dict["NAME"])
+        env["CONVEYOR_TASKS_OPTIONS"] = json.dumps(options)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "demo")])
+        return env
+
+    return make
+
+
+@pytest.fixture
+def start_worker(
+    transactional_db: None, worker_env: Callable[..., dict[str, str]], tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker processes on this test's database; every one is killed at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(*args: str, options: dict[str, Any] | None = None) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(started) + 1}.log"
+        process = WorkerProcess(list(args), worker_env(**(options or {})), log_path)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def wait_until(
+    condition: Callable[[], Any], *, timeout: float = 30, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll until condition() is truthy; return its value or fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)
