@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -65,9 +65,13 @@ class DatabaseBackend(BaseTaskBackend):
         self.store.insert([record])
         return self.announce(task, record)
 
-    def prepare(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskRecord:
+    def prepare(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
         """Validate a task and its arguments into an unsaved row; raise before storing."""
         self.validate_task(task)
+        return self.record_for(task, args, kwargs)
+
+    def record_for(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
+        """The unsaved row of a validated task; raise TypeError if the arguments are not JSON."""
         record = TaskRecord(
             task_path=task.module_path,
             backend_name=self.alias,
@@ -123,7 +127,7 @@ class DatabaseBackend(BaseTaskBackend):
             )
 
 
-def json_arguments(args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Return {"args", "kwargs"} as JSON values; raise TypeError naming what cannot be stored."""
     try:
         arguments = {"args": normalize_json(args), "kwargs": normalize_json(kwargs)}

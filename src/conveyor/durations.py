@@ -31,7 +31,7 @@ def _to_timedelta(value: object) -> timedelta:
         raise ValueError(f"expected a duration, got {value!r}")
     if isinstance(value, int | float):
         return timedelta(seconds=value)
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():
         if match := _WORDS.match(value):
             return timedelta(seconds=float(match[1]) * _UNITS[match[2].lower()])
         if (parsed := parse_duration(value.strip())) is not None:

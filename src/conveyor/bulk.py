@@ -1,0 +1,55 @@
+"""enqueue_many: many calls of one task in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.tasks import Task, TaskResult
+
+from conveyor.backend import DatabaseBackend
+from conveyor.models import TaskRecord
+
+
+def enqueue_many(
+    task: Task, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+) -> list[TaskResult]:
+    """Queue up one task many times, all or nothing; return the results in order.
+
+    Every call is validated before anything is stored; the rows are inserted in batches of
+    about a thousand in one transaction, so idle workers wake once, when it commits.
+    """
+    backend = task.get_backend()
+    if not isinstance(backend, DatabaseBackend):
+        raise TypeError(
+            f"enqueue_many needs a conveyor DatabaseBackend; task backend {task.backend!r} "
+            f"is {type(backend).__name__}"
+        )
+    backend.validate_task(task)
+    records = [record(backend, task, index, call) for index, call in enumerate(calls)]
+    if not records:
+        return []
+    backend.store.insert(records)
+    return [backend.announce(task, record) for record in records]
+
+
+def record(backend: DatabaseBackend, task: Task, index: int, call: object) -> TaskRecord:
+    """The unsaved row of one call; raise TypeError naming the item if it is bad."""
+    try:
+        return backend.record_for(task, *checked_call(index, call))
+    except TypeError as exc:
+        if str(exc).startswith("enqueue_many"):
+            raise
+        raise TypeError(f"enqueue_many item {index}: {exc}") from exc
+
+
+def checked_call(index: int, call: object) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """One (args, kwargs) item; raise TypeError naming the item if it is not one."""
+    if not isinstance(call, tuple | list) or len(call) != 2:
+        raise TypeError(f"enqueue_many item {index}: expected an (args, kwargs) pair, got {call!r}")
+    args, kwargs = call
+    if isinstance(args, str | bytes) or not isinstance(args, Sequence):
+        raise TypeError(f"enqueue_many item {index}: args must be a list or tuple, got {args!r}")
+    if not isinstance(kwargs, Mapping):
+        raise TypeError(f"enqueue_many item {index}: kwargs must be a dict, got {kwargs!r}")
+    return args, kwargs

@@ -1,0 +1,35 @@
+"""Small factories for task rows in known states."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.tasks import Task, TaskResult
+from django.utils import timezone
+
+from conveyor.models import TaskRecord
+from conveyor.store import QueueFilter, TaskStore
+from tests.tasksapp.tasks import add
+
+ALL_QUEUES = QueueFilter()
+
+
+def enqueue(task: Task = add, *args: Any, **fields: Any) -> TaskRecord:
+    """Enqueue through the backend, then set row fields directly (e.g. available_after)."""
+    result: TaskResult = task.enqueue(*(args or (1, 2)))
+    if fields:
+        TaskRecord.objects.filter(pk=result.id).update(**fields)
+    return TaskRecord.objects.get(pk=result.id)
+
+
+def ago(**delta: float) -> datetime:
+    return timezone.now() - timedelta(**delta)
+
+
+def later(**delta: float) -> datetime:
+    return timezone.now() + timedelta(**delta)
+
+
+def claim_all(store: TaskStore, worker_id: str = "w1", limit: int = 100) -> list[TaskRecord]:
+    return store.claim(worker_id=worker_id, queues=ALL_QUEUES, limit=limit)
