@@ -1,0 +1,145 @@
+"""Recovery of tasks held by lost workers, on every database."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connections
+from django.tasks import TaskResultStatus
+
+from conveyor.backend import DatabaseBackend
+from conveyor.exceptions import WorkerLost
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
+from conveyor.store.base import WorkerIdInUse
+from tests.factories import ago, claim_all, enqueue
+
+READY, RUNNING, FAILED = (
+    TaskResultStatus.READY,
+    TaskResultStatus.RUNNING,
+    TaskResultStatus.FAILED,
+)
+LOST = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
+
+
+def register(backend: DatabaseBackend, worker_id: str, *, last_seen: Any = None) -> None:
+    backend.store.register_worker(worker_id=worker_id, host="h", pid=1, queues=[])
+    if last_seen is not None:
+        WorkerRecord.objects.filter(worker_id=worker_id).update(last_heartbeat_at=last_seen)
+
+
+@pytest.mark.django_db
+def test_tasks_of_a_silent_worker_are_failed_with_worker_lost(task_options: Any) -> None:
+    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
+    register(backend, "dead")
+    enqueue()
+    (record,) = claim_all(backend.store, "dead")
+    WorkerRecord.objects.filter(worker_id="dead").update(last_heartbeat_at=ago(seconds=30))
+    written = backend.store.recover_lost(recovered_by="rescuer")
+    assert [(w.outcome.record.pk, w.status) for w in written] == [(record.pk, FAILED)]
+    result = backend.get_result(str(record.pk))
+    assert result.status == FAILED
+    assert result.worker_ids == ["dead"]
+    (error,) = result.errors
+    assert error.exception_class is WorkerLost
+    assert "'dead' stopped sending heartbeats; last heartbeat at" in error.traceback
+    assert "'rescuer'" in error.traceback
+    assert not WorkerRecord.objects.filter(worker_id="dead").exists()
+
+
+@pytest.mark.django_db
+def test_recovered_task_is_retried_when_the_policy_allows(task_options: Any) -> None:
+    backend = task_options(max_attempts=2, backoff_factor=0)
+    enqueue()
+    (record,) = claim_all(backend.store, "never-registered")
+    (written,) = backend.store.recover_lost(recovered_by="rescuer")
+    assert written.status == READY
+    row = TaskRecord.objects.get(pk=record.pk)
+    assert (row.status, row.worker_id, row.attempt_count) == (READY, "", 1)
+    attempt = Attempt.objects.select_related("error").get(task_id=record.pk)
+    assert attempt.worker_id == "never-registered"
+    assert attempt.error.exception_class_path == LOST
+    assert "is not registered" in attempt.error.traceback
+    (again,) = claim_all(backend.store, "rescuer")
+    assert again.attempt_count == 2
+
+
+@pytest.mark.django_db
+def test_tasks_of_live_workers_are_left_alone(backend: DatabaseBackend) -> None:
+    register(backend, "alive")
+    enqueue()
+    claim_all(backend.store, "alive")
+    assert backend.store.recover_lost(recovered_by="rescuer") == []
+    assert TaskRecord.objects.get().status == RUNNING
+    assert WorkerRecord.objects.filter(worker_id="alive").exists()
+
+
+@pytest.mark.django_db
+def test_recovery_twice_closes_the_attempt_once(backend: DatabaseBackend) -> None:
+    enqueue()
+    claim_all(backend.store, "gone")
+    assert len(backend.store.recover_lost(recovered_by="a")) == 1
+    assert backend.store.recover_lost(recovered_by="b") == []
+    assert Attempt.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_recovery_closes_each_attempt_exactly_once(backend: DatabaseBackend) -> None:
+    for _ in range(40):
+        enqueue()
+    claim_all(backend.store, "gone")
+    barrier = threading.Barrier(4)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def recover(name: str) -> None:
+        try:
+            barrier.wait()
+            counts.append(len(backend.store.recover_lost(recovered_by=name)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=recover, args=(f"r{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(counts) == 40
+    assert Attempt.objects.count() == 40
+    assert not TaskRecord.objects.filter(status=RUNNING).exists()
+
+
+@pytest.mark.django_db
+def test_a_live_worker_id_cannot_be_registered_twice(backend: DatabaseBackend) -> None:
+    register(backend, "same")
+    with pytest.raises(WorkerIdInUse, match="'same' belongs to a live worker"):
+        register(backend, "same")
+
+
+@pytest.mark.django_db
+def test_reusing_the_id_of_a_dead_worker_recovers_its_tasks(backend: DatabaseBackend) -> None:
+    register(backend, "same")
+    enqueue()
+    (record,) = claim_all(backend.store, "same")
+    WorkerRecord.objects.filter(worker_id="same").update(last_heartbeat_at=ago(minutes=5))
+    register(backend, "same")
+    row = TaskRecord.objects.get(pk=record.pk)
+    assert row.status == FAILED
+    assert Attempt.objects.get(task_id=record.pk).error.exception_class_path == LOST
+    worker = WorkerRecord.objects.get(worker_id="same")
+    assert worker.last_heartbeat_at > ago(minutes=1)
+
+
+@pytest.mark.django_db
+def test_heartbeat_reports_a_missing_row(backend: DatabaseBackend) -> None:
+    register(backend, "beating", last_seen=ago(seconds=5))
+    before = WorkerRecord.objects.get().last_heartbeat_at
+    assert backend.store.heartbeat("beating")
+    assert WorkerRecord.objects.get().last_heartbeat_at > before
+    WorkerRecord.objects.all().delete()
+    assert not backend.store.heartbeat("beating")
