@@ -140,3 +140,21 @@ class WorkerRecord(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+class Lease(models.Model):
+    """An expiring claim on upkeep that one worker at a time should do (e.g. retention).
+
+    Taken and renewed by compare-and-set against the database clock; a holder that dies
+    simply lets it expire.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=WORKER_ID_MAX_LENGTH, blank=True, default="")
+    expires_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "conveyor_lease"
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
