@@ -1,4 +1,4 @@
-"""Periodic upkeep that any live worker does: taking back tasks of lost workers."""
+"""Periodic upkeep that any live worker does: taking back tasks of lost workers, and retention."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from collections.abc import Callable
 from django.db import DatabaseError, connections
 
 from conveyor.store import TaskStore, Written
+from conveyor.worker.retention import Retention
 
 logger = logging.getLogger(__name__)
 
 
 class Maintenance:
-    """Runs recovery at start-up and then about every heartbeat interval, in its own thread."""
+    """Runs recovery (and, when due, retention) at start-up and then about every heartbeat
+    interval, in its own thread."""
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class Maintenance:
         self.healthy_since = healthy_since
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-maintenance", daemon=True)
+        self.retention = Retention(store, worker_id, stopping=self._stop)
 
     def start(self) -> None:
         self._thread.start()
@@ -55,6 +58,7 @@ class Maintenance:
     def run_once(self) -> None:
         try:
             self.recover()
+            self.retention.run_if_due()
         except DatabaseError as exc:
             logger.debug("Maintenance failed, will try again: %s", exc)
             connections.close_all()

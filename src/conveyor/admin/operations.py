@@ -1,0 +1,86 @@
+"""Operator actions from the admin: apply a store action per backend, report, and log."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from conveyor.admin.listing import conveyor_backends
+from conveyor.models import TaskRecord
+from conveyor.store import TaskStore
+from conveyor.store.actions import Applied
+
+logger = logging.getLogger(__name__)
+
+# Ids named in a message; the rest are counted.
+MESSAGE_IDS_SHOWN = 10
+LOG_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operator action: how to apply it, and how to speak of it."""
+
+    done: str  # "Retried"
+    refusal: str  # why a task is refused: "only FAILED tasks can be retried"
+    change_message: str  # the admin log's account of one changed task
+    apply: Callable[[TaskStore, list[int], HttpRequest], Applied]
+
+
+def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Operation) -> None:
+    """Apply an operation to the selected tasks; tell the user what was done and refused."""
+    by_backend: dict[str, list[int]] = defaultdict(list)
+    for pk, alias in queryset.order_by().values_list("pk", "backend_name"):
+        by_backend[alias].append(pk)
+    backends = conveyor_backends()
+    changed: list[int] = []
+    refused: list[int] = []
+    for alias, ids in sorted(by_backend.items()):
+        backend = backends.get(alias)
+        if backend is None:
+            messages.error(
+                request,
+                f"Not applied to {describe(ids)}: backend {alias!r} is not a conveyor "
+                "backend in TASKS.",
+            )
+            continue
+        applied = operation.apply(backend.store, ids, request)
+        log_changes(request, backend.store, applied.changed, operation.change_message)
+        changed += applied.changed
+        refused += applied.refused
+    if changed:
+        messages.success(request, f"{operation.done} {describe(changed)}.")
+    if refused:
+        messages.warning(
+            request, f"Refused {describe(refused)}: {operation.refusal}. Nothing was changed."
+        )
+
+
+def log_changes(request: HttpRequest, store: TaskStore, ids: Sequence[int], message: str) -> None:
+    user_id = getattr(request.user, "pk", None)
+    if user_id is None:
+        return
+    for start in range(0, len(ids), LOG_BATCH_SIZE):
+        rows = store.tasks.filter(pk__in=ids[start : start + LOG_BATCH_SIZE]).only(
+            "pk", "task_path", "status"
+        )
+        LogEntry.objects.log_actions(user_id, rows, CHANGE, change_message=message)
+
+
+def describe(ids: Sequence[int]) -> str:
+    """'task #4', or '3 tasks (#4, #5, #9)', naming at most MESSAGE_IDS_SHOWN ids."""
+    ordered = sorted(ids)
+    if len(ordered) == 1:
+        return f"task #{ordered[0]}"
+    shown = ", ".join(f"#{pk}" for pk in ordered[:MESSAGE_IDS_SHOWN])
+    more = (
+        f" and {len(ordered) - MESSAGE_IDS_SHOWN} more" if len(ordered) > MESSAGE_IDS_SHOWN else ""
+    )
+    return f"{len(ordered)} tasks ({shown}{more})"

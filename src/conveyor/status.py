@@ -1,0 +1,230 @@
+"""The state of a backend's queues and workers, as `manage.py conveyor_status` reports it.
+
+Every age is judged on the database clock: the time is read once from the database and
+compared with times the database wrote.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Min, Q
+from django.tasks import TaskResultStatus
+
+from conveyor.models import WorkerRecord
+from conveyor.store import TaskStore
+
+RECENT_MINUTE = timedelta(minutes=1)
+RECENT_HOUR = timedelta(hours=1)
+STATUSES = tuple(TaskResultStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """One row of the worker registry, judged alive or dead."""
+
+    worker_id: str
+    host: str
+    pid: int
+    queues: list[str]
+    started_at: datetime
+    last_heartbeat_at: datetime
+    alive: bool
+
+    def serves(self, queue: str) -> bool:
+        """Whether this worker runs tasks of a queue (an empty list means every queue)."""
+        return not self.queues or queue in self.queues
+
+
+@dataclass(slots=True)
+class QueueState:
+    """Counts and ages of one queue of one backend."""
+
+    queue: str
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    due: int = 0
+    oldest_due_age: timedelta | None = None
+    finished_last_minute: int = 0
+    failed_last_minute: int = 0
+    finished_last_hour: int = 0
+    failed_last_hour: int = 0
+    live_workers: int = 0
+    dead_workers: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BackendState:
+    """Queues and workers of one backend at one moment of the database clock."""
+
+    backend: str
+    database: str
+    database_time: datetime
+    worker_timeout: timedelta
+    queues: list[QueueState]
+    workers: list[WorkerState]
+
+
+# The state of a queue by name, created on first use.
+QueueLookup = Callable[[str], QueueState]
+
+
+def backend_state(
+    store: TaskStore, *, configured_queues: set[str], counts: bool = True
+) -> BackendState:
+    """Read the state of one backend; `counts=False` skips the queries that scan history."""
+    now = store.database_now()
+    queues: dict[str, QueueState] = {name: QueueState(name) for name in configured_queues}
+
+    def queue(name: str) -> QueueState:
+        return queues.setdefault(name, QueueState(name))
+
+    _add_due(store, now, queue)
+    if counts:
+        _add_counts(store, queue)
+        _add_recent(store, now, queue)
+    workers = _workers(store, now)
+    for state in queues.values():
+        serving = [w for w in workers if w.serves(state.queue)]
+        state.live_workers = sum(w.alive for w in serving)
+        state.dead_workers = len(serving) - state.live_workers
+    return BackendState(
+        backend=store.backend_name,
+        database=store.using,
+        database_time=now,
+        worker_timeout=store.options.worker_timeout,
+        queues=sorted(queues.values(), key=lambda q: q.queue),
+        workers=workers,
+    )
+
+
+def _add_due(store: TaskStore, now: datetime, queue: QueueLookup) -> None:
+    due = (
+        store.tasks.ready()
+        .filter(available_after__lte=now)
+        .values("queue_name")
+        .annotate(n=Count("pk"), oldest=Min("available_after"))
+        .order_by()
+    )
+    for row in due:
+        state = queue(row["queue_name"])
+        state.due, state.oldest_due_age = row["n"], max(now - row["oldest"], timedelta(0))
+
+
+def _add_counts(store: TaskStore, queue: QueueLookup) -> None:
+    rows = store.tasks.values("queue_name", "status").annotate(n=Count("pk")).order_by()
+    for row in rows:
+        queue(row["queue_name"]).counts[row["status"]] = row["n"]
+
+
+def _add_recent(store: TaskStore, now: datetime, queue: QueueLookup) -> None:
+    minute = Q(finished_at__gte=now - RECENT_MINUTE)
+    rows = (
+        store.tasks.finished()
+        .filter(finished_at__gte=now - RECENT_HOUR)
+        .values("queue_name", "status")
+        .annotate(hour=Count("pk"), minute=Count("pk", filter=minute))
+        .order_by()
+    )
+    for row in rows:
+        state = queue(row["queue_name"])
+        state.finished_last_hour += row["hour"]
+        state.finished_last_minute += row["minute"]
+        if row["status"] == TaskResultStatus.FAILED:
+            state.failed_last_hour += row["hour"]
+            state.failed_last_minute += row["minute"]
+
+
+def _workers(store: TaskStore, now: datetime) -> list[WorkerState]:
+    cutoff = now - store.options.worker_timeout
+    rows = WorkerRecord.objects.using(store.using).filter(backend_name=store.backend_name)
+    return [
+        WorkerState(
+            worker_id=row.worker_id,
+            host=row.host,
+            pid=row.pid,
+            queues=list(row.queues or []),
+            started_at=row.started_at,
+            last_heartbeat_at=row.last_heartbeat_at,
+            alive=row.last_heartbeat_at >= cutoff,
+        )
+        for row in rows.order_by("worker_id")
+    ]
+
+
+def problems(state: BackendState, *, max_age: timedelta | None = None) -> list[str]:
+    """What makes a backend unhealthy, one line each; empty when healthy."""
+    found = []
+    for queue in state.queues:
+        where = f"backend={state.backend} queue={queue.queue}"
+        if queue.due and not queue.live_workers:
+            found.append(f"{where}: {queue.due} due task(s) and no live worker serves the queue")
+        age = queue.oldest_due_age
+        if max_age is not None and age is not None and age > max_age:
+            found.append(
+                f"{where}: oldest due task has waited {human_duration(age)} "
+                f"(more than {human_duration(max_age)})"
+            )
+    return found
+
+
+def as_json(state: BackendState) -> dict[str, Any]:
+    """A BackendState as JSON-ready values (times in ISO 8601, ages in seconds)."""
+    workers_by_state: dict[str, int] = defaultdict(int)
+    for worker in state.workers:
+        workers_by_state["live" if worker.alive else "dead"] += 1
+    return {
+        "backend": state.backend,
+        "database": state.database,
+        "database_time": state.database_time.isoformat(),
+        "worker_timeout_seconds": state.worker_timeout.total_seconds(),
+        "queues": [_queue_json(q) for q in state.queues],
+        "workers": [_worker_json(w) for w in state.workers],
+        "live_workers": workers_by_state["live"],
+        "dead_workers": workers_by_state["dead"],
+    }
+
+
+def _queue_json(queue: QueueState) -> dict[str, Any]:
+    age = queue.oldest_due_age
+    return {
+        "queue": queue.queue,
+        **{status.lower(): n for status, n in queue.counts.items()},
+        "due": queue.due,
+        "oldest_due_age_seconds": None if age is None else round(age.total_seconds(), 3),
+        "finished_last_minute": queue.finished_last_minute,
+        "failed_last_minute": queue.failed_last_minute,
+        "finished_last_hour": queue.finished_last_hour,
+        "failed_last_hour": queue.failed_last_hour,
+        "live_workers": queue.live_workers,
+        "dead_workers": queue.dead_workers,
+    }
+
+
+def _worker_json(worker: WorkerState) -> dict[str, Any]:
+    return {
+        "worker_id": worker.worker_id,
+        "host": worker.host,
+        "pid": worker.pid,
+        "queues": worker.queues,
+        "started_at": worker.started_at.isoformat(),
+        "last_heartbeat_at": worker.last_heartbeat_at.isoformat(),
+        "alive": worker.alive,
+    }
+
+
+def human_duration(duration: timedelta) -> str:
+    """A short, readable duration: '850ms', '42s', '3m 10s', '2h 5m', '4d 3h'."""
+    seconds = duration.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    whole = int(seconds)
+    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60)):
+        if whole >= size:
+            return f"{whole // size}{unit} {whole % size // sub_size}{sub}"
+    return f"{whole // 60}m {whole % 60}s"
