@@ -1,0 +1,1 @@
+"""messagecenter: a demo of conveyor that sends notifications to an ntfy topic."""

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from messagecenter.tasks import send_notification
+from tests.demo.ntfy_server import TOPIC, NtfyServer
+
+
+def test_send_notification_posts_the_message_to_the_topic(ntfy_server: NtfyServer, ntfy_url):
+    send_notification.call("Hello from conveyor")
+
+    [received] = ntfy_server.received
+    assert (received.method, received.path, received.body) == (
+        "POST",
+        f"/{TOPIC}",
+        "Hello from conveyor",
+    )
+    assert received.title is None
+
+
+def test_send_notification_puts_the_title_in_the_title_header(ntfy_server: NtfyServer, ntfy_url):
+    send_notification.call(message="Body", title="Greeting")
+
+    assert ntfy_server.received[0].raw_title == "Greeting"
+
+
+def test_a_title_beyond_ascii_arrives_intact(ntfy_server: NtfyServer, ntfy_url):
+    send_notification.call(message="Body", title="Grüße aus Köln 🎉")
+
+    received = ntfy_server.received[0]
+    assert received.raw_title is not None
+    assert received.raw_title.isascii()
+    assert received.title == "Grüße aus Köln 🎉"
+
+
+def test_send_notification_raises_on_an_http_error(ntfy_server: NtfyServer, ntfy_url):
+    ntfy_server.status = 500
+
+    with pytest.raises(httpx.HTTPStatusError, match="500 Internal Server Error"):
+        send_notification.call("lost")
+    assert len(ntfy_server.received) == 1
+
+
+def test_send_notification_raises_when_the_connection_is_refused(settings: Any):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens on the port once the probe is closed.
+    settings.NTFY_URL = f"http://127.0.0.1:{port}/{TOPIC}"
+
+    with pytest.raises(httpx.ConnectError):
+        send_notification.call("nobody listens")
+
+
+def test_send_notification_gives_up_after_its_timeout(
+    ntfy_server: NtfyServer, ntfy_url, settings: Any
+):
+    settings.NTFY_TIMEOUT = 0.5
+    ntfy_server.hold()
+    started = time.monotonic()
+
+    with pytest.raises(httpx.TimeoutException):
+        send_notification.call("slow server")
+    # Bounded by the timeout, far below the 60 s the server would hold the answer.
+    assert time.monotonic() - started < 30
