@@ -74,3 +74,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"conveyor": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# The messagecenter demo (tests/demo) runs on this suite's databases: its app, its static
+# files, and the ntfy endpoint a test serves, which worker processes get from the environment.
+INSTALLED_APPS += ["django.contrib.staticfiles", "messagecenter"]
+STATIC_URL = "static/"
+NTFY_URL = os.environ.get("NTFY_URL", "")
