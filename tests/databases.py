@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,10 @@ def selected() -> str:
     return vendor
 
 
+# Each test run gets its own test database, so runs in parallel never share one.
+RUN_SUFFIX = os.environ.get("CONVEYOR_TEST_RUN", str(os.getpid()))
+
+
 def database_settings(vendor: str, *, sqlite_path: Path | None = None) -> dict[str, Any]:
     """Settings of the default database for a vendor; servers come from the environment."""
     env = os.environ.get
@@ -27,7 +32,7 @@ def database_settings(vendor: str, *, sqlite_path: Path | None = None) -> dict[s
             "PASSWORD": env("CONVEYOR_PG_PASSWORD", ""),
             "HOST": env("CONVEYOR_PG_HOST", "127.0.0.1"),
             "PORT": env("CONVEYOR_PG_PORT", "5432"),
-            "TEST": {"NAME": env("CONVEYOR_PG_TEST_NAME", "test_conveyor")},
+            "TEST": {"NAME": env("CONVEYOR_PG_TEST_NAME", f"test_conveyor_{RUN_SUFFIX}")},
         }
     if vendor == "mariadb":
         return {
@@ -39,12 +44,13 @@ def database_settings(vendor: str, *, sqlite_path: Path | None = None) -> dict[s
             "PORT": env("CONVEYOR_MYSQL_PORT", "3306"),
             "OPTIONS": {"charset": "utf8mb4"},
             "TEST": {
-                "NAME": env("CONVEYOR_MYSQL_TEST_NAME", "test_conveyor"),
+                "NAME": env("CONVEYOR_MYSQL_TEST_NAME", f"test_conveyor_{RUN_SUFFIX}"),
                 "CHARSET": "utf8mb4",
                 "COLLATION": "utf8mb4_unicode_ci",
             },
         }
-    path = sqlite_path or Path(env("CONVEYOR_SQLITE_PATH", "/tmp/conveyor-tests.sqlite3"))
+    default_path = Path(tempfile.gettempdir()) / f"conveyor-{RUN_SUFFIX}.sqlite3"
+    path = sqlite_path or Path(env("CONVEYOR_SQLITE_PATH", str(default_path)))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),

@@ -20,9 +20,7 @@ def main() -> int:
     )
     django.setup()
     try:
-        if connection.vendor == "sqlite":
-            connection.ensure_connection()
-        else:
+        if connection.vendor != "sqlite":  # SQLite needs no server
             # Without the database name: the suite creates its own test database.
             with connection._nodb_cursor() as cursor:
                 cursor.execute("SELECT 1")

@@ -21,7 +21,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "conveyor",
-    "tests.tasksapp",
+    "tests.tasksapp.apps.TasksAppConfig",
 ]
 
 MIDDLEWARE = [

@@ -136,10 +136,14 @@ class Worker:
                 self.wakeup.wait(timeout)
 
     def _step(self) -> int | None:
-        """Claim into free slots, then flush what is due; return how many were claimed
-        (None when no slot was free or the worker is stopping)."""
+        """Flush and claim; return how many tasks were claimed (None: no free slot, or
+        stopping)."""
         if self._claim_uncertain:
             self._reconcile()
+        if self.pool.idle() or self._stopping_at is not None:
+            # Nothing runs, so nothing will join the batch; write it before claiming, which
+            # also lets a retry that is due at once be claimed in this step.
+            self._flush(force=True)
         claimed, free = None, self.pool.free()
         if self._stopping_at is None and free > 0:
             self._claim_uncertain = True  # until the reply arrives, we may hold unknown rows
@@ -151,9 +155,8 @@ class Worker:
             for record in records:
                 self.pool.submit(record, histories.get(record.pk, []))
             claimed = len(records)
-        # Batch finished attempts while busy; write at once when there is nothing to batch with.
-        drained = claimed is not None and claimed < free
-        self._flush(force=drained or self._stopping_at is not None or self.pool.idle())
+        # Batch finished attempts while busy; write at once when the queue ran dry.
+        self._flush(force=claimed is not None and claimed < free)
         return claimed
 
     def _timeout(self, claimed: int | None) -> float:
@@ -240,7 +243,7 @@ class Worker:
             attempts = histories.get(record.pk, [])
             errors = [e for e in map(error_of, attempts) if e is not None]
             worker_ids = [a.worker_id for a in attempts]
-            if record.attempt_count == 1:  # no query was needed: the history is this attempt
+            if not has_history(record):  # no query was needed: the history is this attempt
                 errors = [item.outcome.error] if item.outcome.error else []
                 worker_ids = [record.worker_id]
             result = make_result(
@@ -258,7 +261,7 @@ class Worker:
         self, records: list[TaskRecord], *, include_first: bool = False
     ) -> dict[int, list[Attempt]]:
         """Earlier attempts of retried tasks (first attempts have none: no query)."""
-        ids = [r.pk for r in records if r.attempt_count > 1]
+        ids = [r.pk for r in records if has_history(r)]
         if not ids:
             return {}
         found: dict[int, list[Attempt]] = defaultdict(list)
@@ -336,6 +339,12 @@ class Worker:
         delay = OUTAGE_BACKOFF[min(self._outage_attempts, len(OUTAGE_BACKOFF) - 1)]
         self._outage_attempts += 1
         self.wakeup.wait(delay)
+
+
+def has_history(record: TaskRecord) -> bool:
+    """Whether a claimed task was attempted before: retried by its policy, or by an operator
+    (whose retry renews the budget, so attempt_count starts again from zero)."""
+    return record.attempt_count > 1 or record.started_at != record.last_attempted_at
 
 
 def log_retry(item: Written) -> None:

@@ -46,6 +46,10 @@ class Prepared:
     def started(self) -> None:
         task_started.send(type(self.task.get_backend()), task_result=self.result)
 
+    async def astarted(self) -> None:
+        # Receivers may use the ORM: asend runs sync receivers in a thread.
+        await task_started.asend(type(self.task.get_backend()), task_result=self.result)
+
     def succeeded(self, value: Any) -> Outcome:
         value = normalize_json(value)
         json.dumps(value, allow_nan=False)  # what the database would refuse, refused here
@@ -69,7 +73,7 @@ async def run_async(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
     """Run a claimed coroutine task on this thread's event loop."""
     try:
         prepared = Prepared(record, history)
-        prepared.started()
+        await prepared.astarted()
         args, kwargs = prepared.call_arguments()
         return prepared.succeeded(await prepared.task.acall(*args, **kwargs))
     except BaseException as exc:  # noqa: BLE001 - as in run_sync
