@@ -56,7 +56,9 @@ def test_get_result_reads_the_row_from_any_caller() -> None:
         _ = fetched.return_value
 
 
-@pytest.mark.parametrize("result_id", ["abc", "", "999999999", "-1", "1.5", "١", " 1", "9" * 30])
+@pytest.mark.parametrize(
+    "result_id", ["abc", "", "999999999", "-1", "1.5", "\u0661", " 1", "9" * 30]
+)
 def test_get_result_of_an_unknown_id_raises(backend: DatabaseBackend, result_id: str) -> None:
     add.enqueue(1, 1)
     with pytest.raises(TaskResultDoesNotExist):
@@ -125,10 +127,17 @@ def test_queue_name_too_long_is_invalid(task_options: Any, settings: Any) -> Non
 
 
 def test_rolled_back_enqueue_leaves_no_task() -> None:
-    with pytest.raises(RuntimeError), transaction.atomic():
-        add.enqueue(1, 2)
-        assert TaskRecord.objects.count() == 1
-        raise RuntimeError("roll back")
+    seen_inside = []
+
+    def enqueue_then_fail() -> None:
+        with transaction.atomic():
+            add.enqueue(1, 2)
+            seen_inside.append(TaskRecord.objects.count())
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
+    assert seen_inside == [1]
     assert not TaskRecord.objects.exists()
 
 
