@@ -26,7 +26,7 @@ CHECK_INTERVAL_SECONDS = 0.2
 # Long enough for a notification in flight to reach ntfy (the task's own timeout is 10 s).
 STOP_TIMEOUT_SECONDS = 15.0
 WORKER_SHUTDOWN_TIMEOUT_SECONDS = 10
-_ADDRESS = re.compile(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[^:\[\]]+):)?(?P<port>\d+)")
+_ADDRESS = re.compile(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):)?(?P<port>\d+)")
 
 
 @dataclass(frozen=True, slots=True)
