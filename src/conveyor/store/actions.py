@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 
 # Rows changed per transaction: a large selection never holds many locks for long.
 ACTION_BATCH_SIZE = 500
-# The new column values of a changed row, given the database's time of the change.
+# The new column values of a changed row, given the database's time of the change. A time
+# that the claim compares with the clock is written as Now(): SQLite then stores it in the
+# claim's own format (a Python datetime gets more digits and would compare as later).
 Change = Callable[[datetime], dict[str, Any]]
 CANCELLED_PATH = f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}"
 
@@ -53,7 +55,7 @@ def retry(store: TaskStore, ids: Iterable[int]) -> Applied:
         change=lambda now: {
             "status": READY,
             "attempt_count": 0,
-            "available_after": now,
+            "available_after": Now(),
             "finished_at": None,
             "return_value": None,
             "worker_id": "",
@@ -70,7 +72,7 @@ def run_now(store: TaskStore, ids: Iterable[int]) -> Applied:
         store,
         ids,
         expected=Q(status=READY, available_after__gt=Now()),
-        change=lambda now: {"available_after": now},
+        change=lambda now: {"available_after": Now()},
     )
     _wake(store, applied)
     _log("made available now", store, applied)

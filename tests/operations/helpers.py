@@ -1,0 +1,45 @@
+"""Small helpers of the operations tests: tasks brought into a state through the store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.tasks import TaskResultStatus
+from django.tasks.base import TaskError
+
+from conveyor.models import TaskRecord
+from conveyor.store import Outcome, TaskStore
+from tests.factories import claim_all, enqueue
+
+
+def boom() -> TaskError:
+    return TaskError(
+        exception_class_path="builtins.ValueError",
+        traceback='Traceback (most recent call last):\n  File "x.py"\nValueError: boom\n',
+    )
+
+
+def finish_failed(store: TaskStore, records: Sequence[TaskRecord], worker_id: str = "") -> None:
+    """Record a ValueError for claimed records (worker id: the one that claimed them)."""
+    for record in records:
+        outcome = Outcome(record, TaskResultStatus.FAILED, error=boom())
+        store.finish(worker_id=worker_id or record.worker_id, outcomes=[outcome])
+
+
+def fail_once(store: TaskStore, **fields: Any) -> TaskRecord:
+    """A task that ran once on worker 'w1' and failed for good (max_attempts is 1)."""
+    row = enqueue(**fields)
+    (claimed,) = claim_all(store, "w1")
+    assert claimed.pk == row.pk
+    finish_failed(store, [claimed])
+    return TaskRecord.objects.get(pk=row.pk)
+
+
+def succeed_once(store: TaskStore, value: Any = 3) -> TaskRecord:
+    row = enqueue()
+    (claimed,) = claim_all(store, "w1")
+    store.finish(
+        worker_id="w1", outcomes=[Outcome(claimed, TaskResultStatus.SUCCESSFUL, return_value=value)]
+    )
+    return TaskRecord.objects.get(pk=row.pk)
