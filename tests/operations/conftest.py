@@ -9,7 +9,7 @@ from django.test import Client
 
 @pytest.fixture
 def admin_client_as_superuser(db: None) -> Client:
-    user = User.objects.create_superuser("root", "root@example.com", "pw")
+    user = User.objects.create_superuser("root", "root@example.com", None)
     client = Client()
     client.force_login(user)
     return client
@@ -18,7 +18,7 @@ def admin_client_as_superuser(db: None) -> Client:
 @pytest.fixture
 def viewer(db: None) -> User:
     """A staff user who may view tasks and workers, but not change or delete them."""
-    user = User.objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
+    user = User.objects.create_user("viewer", "viewer@example.com", None, is_staff=True)
     user.user_permissions.set(
         Permission.objects.filter(
             content_type__app_label="conveyor",

@@ -30,6 +30,7 @@ class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
     selection faster than deep OFFSETs would.
     """
 
+    cap = COUNT_CAP
     count_capped = False
 
     @cached_property
@@ -38,9 +39,9 @@ class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
         if not isinstance(object_list, QuerySet):
             return len(object_list)
         # The ordering is irrelevant to a count and would make the database sort.
-        found: int = object_list.order_by()[: COUNT_CAP + 1].count()
-        self.count_capped = found > COUNT_CAP
-        return min(found, COUNT_CAP)
+        found: int = object_list.order_by()[: self.cap + 1].count()
+        self.count_capped = found > self.cap
+        return min(found, self.cap)
 
 
 class TaskAdminQuerySet(TaskRecordQuerySet):

@@ -83,13 +83,12 @@ class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
 
     model = Attempt
     fields = readonly_fields = (
-        "id",
         "status",
         "worker_id",
         "started_at",
         "stopped_at",
         "duration",
-        "error",
+        "error_details",
     )
     extra = 0
     can_delete = False
@@ -121,7 +120,7 @@ class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
         return attempt.stopped_at - attempt.started_at
 
     @admin.display(description="error")
-    def error(self, attempt: Attempt) -> str:
+    def error_details(self, attempt: Attempt) -> str:
         error = getattr(attempt, "error", None)
         if error is None:
             return "-"

@@ -1,0 +1,366 @@
+"""The admin on every database: task changelist and detail, operator actions, workers."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import CHANGE, DELETION, LogEntry
+from django.db import connection
+from django.db.models.functions import Now
+from django.tasks import TaskResultStatus
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from conveyor.admin.listing import CappedCountPaginator
+from conveyor.backend import DatabaseBackend
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
+from conveyor.store import Outcome
+from tests.factories import claim_all, enqueue, later
+from tests.operations.helpers import fail_once, finish_failed, succeed_once
+from tests.tasksapp.tasks import echo
+
+pytestmark = pytest.mark.django_db
+
+READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
+SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
+TASKS_URL = "/admin/conveyor/taskrecord/"
+WORKERS_URL = "/admin/conveyor/workerrecord/"
+
+
+def listed(response: Any) -> list[int]:
+    assert response.status_code == 200
+    return [row.pk for row in response.context["cl"].result_list]
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in response.context["messages"]]
+
+
+def act(client: Client, action: str, ids: list[int], **extra: str) -> Any:
+    data = {"action": action, "_selected_action": [str(pk) for pk in ids], "index": "0", **extra}
+    return client.post(TASKS_URL, data, follow=True)
+
+
+def act_on_detail(client: Client, action: str, pk: int) -> Any:
+    data = {"CHANGE_FORM-action": action, "_selected_action": str(pk), "index": "0"}
+    return client.post(f"{TASKS_URL}{pk}/change/", data, follow=True)
+
+
+def change_log(pk: int) -> list[str]:
+    entries = LogEntry.objects.filter(object_id=str(pk), action_flag=CHANGE).order_by("pk")
+    return [entry.change_message for entry in entries]
+
+
+class TestChangelist:
+    def test_lists_tasks_with_their_columns(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue(echo, "x", queue_name="other", priority=7)
+        claim_all(backend.store, "worker-7")
+        response = admin_client_as_superuser.get(TASKS_URL)
+        assert listed(response) == [row.pk]
+        html = response.content.decode()
+        for text in ("tests.tasksapp.tasks.echo", "other", "worker-7", "RUNNING", ">7<"):
+            assert text in html
+
+    def test_filters_by_status_queue_and_backend(self, admin_client_as_superuser: Client) -> None:
+        ready = enqueue()
+        low = enqueue(queue_name="low_priority")
+        failed = enqueue(status=FAILED)
+        elsewhere = enqueue(backend_name="other_backend")
+        client = admin_client_as_superuser
+        assert listed(client.get(TASKS_URL, {"status__exact": "FAILED"})) == [failed.pk]
+        assert listed(client.get(TASKS_URL, {"queue_name": "low_priority"})) == [low.pk]
+        by_backend = listed(client.get(TASKS_URL, {"backend_name": "default"}))
+        assert set(by_backend) == {ready.pk, low.pk, failed.pk}
+        assert listed(client.get(TASKS_URL, {"backend_name": "other_backend"})) == [elsewhere.pk]
+
+    def test_queue_and_backend_choices_come_from_settings(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        html = admin_client_as_superuser.get(TASKS_URL).content.decode()
+        for queue in ("default", "low_priority", "other"):
+            assert f"?queue_name={queue}" in html
+        assert "?backend_name=default" in html
+
+    def test_search_finds_a_task_by_id_or_by_part_of_its_path(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        added = enqueue()
+        echoed = enqueue(echo, "x")
+        client = admin_client_as_superuser
+        assert listed(client.get(TASKS_URL, {"q": str(echoed.pk)})) == [echoed.pk]
+        assert listed(client.get(TASKS_URL, {"q": f"#{added.pk}"})) == [added.pk]
+        assert listed(client.get(TASKS_URL, {"q": "tasks.echo"})) == [echoed.pk]
+        assert listed(client.get(TASKS_URL, {"q": "nothing.like.this"})) == []
+
+    def test_date_hierarchy_drills_down_from_years_to_days(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        early = enqueue(enqueued_at=datetime(2024, 3, 5, 12, tzinfo=UTC))
+        late = enqueue(enqueued_at=datetime(2026, 11, 20, 8, tzinfo=UTC))
+        client = admin_client_as_superuser
+        html = client.get(TASKS_URL).content.decode()
+        years = re.findall(r"enqueued_at__year=(\d+)", html)
+        assert sorted(set(years)) == ["2024", "2025", "2026"]
+        in_2024 = client.get(TASKS_URL, {"enqueued_at__year": "2024"})
+        assert listed(in_2024) == [early.pk]
+        assert "enqueued_at__month=3" in in_2024.content.decode()
+        march = client.get(TASKS_URL, {"enqueued_at__year": "2024", "enqueued_at__month": "3"})
+        assert "enqueued_at__day=5" in march.content.decode()
+        day = {"enqueued_at__year": "2026", "enqueued_at__month": "11", "enqueued_at__day": "20"}
+        assert listed(client.get(TASKS_URL, day)) == [late.pk]
+
+    def test_never_counts_the_whole_table_and_reads_no_row_twice(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        def queries_for_a_page() -> list[str]:
+            with CaptureQueriesContext(connection) as captured:
+                assert admin_client_as_superuser.get(TASKS_URL).status_code == 200
+            return [q["sql"] for q in captured.captured_queries]
+
+        for _ in range(3):
+            row = enqueue(status=FAILED)
+            Attempt.objects.create(
+                task=row, worker_id="w", started_at=Now(), stopped_at=Now(), status=FAILED
+            )
+        few = queries_for_a_page()
+        for _ in range(30):
+            enqueue()
+        many = queries_for_a_page()
+        assert len(few) == len(many)
+        counts = [sql for sql in many if "COUNT(" in sql.upper() and "conveyor_task" in sql]
+        assert counts, "the changelist should count (with a cap)"
+        for sql in counts:
+            assert "LIMIT" in sql.upper(), f"uncapped count: {sql}"
+        # The big JSON columns stay in the database.
+        page_query = [sql for sql in many if "ORDER BY" in sql and "conveyor_task" in sql]
+        assert page_query
+        assert all('"arguments"' not in sql and "`arguments`" not in sql for sql in page_query)
+
+    def test_a_count_past_the_cap_says_more_than(
+        self, admin_client_as_superuser: Client, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(CappedCountPaginator, "cap", 5)
+        for _ in range(4):
+            enqueue()
+        assert "more than" not in admin_client_as_superuser.get(TASKS_URL).content.decode()
+        for _ in range(4):
+            enqueue()
+        response = admin_client_as_superuser.get(TASKS_URL)
+        assert "more than 5 tasks" in response.content.decode()
+        assert len(listed(response)) == 8
+
+
+class TestDetail:
+    def test_shows_arguments_return_value_and_every_attempt(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue(echo, "first-arg", queue_name="low_priority")
+        finish_failed(backend.store, claim_all(backend.store, "worker-one"))
+        (claimed,) = claim_all(backend.store, "worker-two")
+        backend.store.finish(
+            worker_id="worker-two",
+            outcomes=[Outcome(claimed, SUCCESSFUL, return_value={"answer": 42})],
+        )
+        html = admin_client_as_superuser.get(f"{TASKS_URL}{row.pk}/change/").content.decode()
+        assert "first-arg" in html
+        assert "&quot;answer&quot;: 42" in html
+        assert "worker-one" in html
+        assert "worker-two" in html
+        assert "builtins.ValueError" in html
+        assert "ValueError: boom" in html  # the full traceback
+        assert html.count("field-stopped_at") >= 2
+
+    def test_is_read_only(self, admin_client_as_superuser: Client) -> None:
+        row = enqueue()
+        url = f"{TASKS_URL}{row.pk}/change/"
+        html = admin_client_as_superuser.get(url).content.decode()
+        assert 'name="_save"' not in html
+        response = admin_client_as_superuser.post(url, {"priority": "9", "_save": "Save"})
+        assert response.status_code == 403
+        assert TaskRecord.objects.get(pk=row.pk).priority == 0
+        assert admin_client_as_superuser.get(f"{TASKS_URL}add/").status_code == 403
+
+
+class TestActions:
+    def test_retry_makes_failed_tasks_ready_and_logs_it(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        response = act(admin_client_as_superuser, "retry", [failed.pk])
+        assert messages_of(response) == [f"Retried task #{failed.pk}."]
+        stored = TaskRecord.objects.get(pk=failed.pk)
+        assert (stored.status, stored.attempt_count) == (READY, 0)
+        assert Attempt.objects.filter(task_id=failed.pk).count() == 1
+        assert change_log(failed.pk) == ["Retried: FAILED -> READY now, attempt budget renewed"]
+        entry = LogEntry.objects.get(object_id=str(failed.pk))
+        assert entry.user.username == "root"
+
+    def test_retry_refuses_tasks_that_did_not_fail(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        done = succeed_once(backend.store)
+        failed = fail_once(backend.store)
+        ready = enqueue()
+        response = act(admin_client_as_superuser, "retry", [ready.pk, done.pk, failed.pk])
+        assert messages_of(response) == [
+            f"Retried task #{failed.pk}.",
+            f"Refused 2 tasks (#{done.pk}, #{ready.pk}): only FAILED tasks can be retried. "
+            "Nothing was changed.",
+        ]
+        assert TaskRecord.objects.get(pk=ready.pk).status == READY
+        assert TaskRecord.objects.get(pk=done.pk).status == SUCCESSFUL
+        assert change_log(ready.pk) == change_log(done.pk) == []
+
+    def test_run_now_makes_a_deferred_task_due(self, admin_client_as_superuser: Client) -> None:
+        deferred = enqueue(available_after=later(days=1))
+        due = enqueue()
+        response = act(admin_client_as_superuser, "run_now", [deferred.pk, due.pk])
+        assert messages_of(response) == [
+            f"Made available now: task #{deferred.pk}.",
+            f"Refused task #{due.pk}: only READY tasks that are not due yet can be run now. "
+            "Nothing was changed.",
+        ]
+        assert TaskRecord.objects.due().filter(pk=deferred.pk).exists()
+        assert change_log(deferred.pk) == ["Run now: available at once instead of later"]
+        assert change_log(due.pk) == []
+
+    def test_cancel_fails_a_ready_task_with_task_cancelled(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        running = enqueue()
+        claim_all(backend.store, "w1")
+        other = enqueue()
+        response = act(admin_client_as_superuser, "cancel", [running.pk, other.pk])
+        assert messages_of(response) == [
+            f"Cancelled task #{other.pk}.",
+            f"Refused task #{running.pk}: only READY tasks can be cancelled. Nothing was changed.",
+        ]
+        assert TaskRecord.objects.get(pk=running.pk).status == RUNNING
+        result = backend.get_result(str(other.pk))
+        assert result.status == FAILED
+        assert [e.exception_class_path for e in result.errors] == [
+            "conveyor.exceptions.TaskCancelled"
+        ]
+        assert "admin:root" in result.errors[0].traceback
+        assert change_log(other.pk) == ["Cancelled: READY -> FAILED with TaskCancelled"]
+
+    def test_actions_work_from_the_detail_page(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        response = act_on_detail(admin_client_as_superuser, "cancel", failed.pk)
+        assert messages_of(response) == [
+            f"Refused task #{failed.pk}: only READY tasks can be cancelled. Nothing was changed."
+        ]
+        response = act_on_detail(admin_client_as_superuser, "retry", failed.pk)
+        assert messages_of(response) == [f"Retried task #{failed.pk}."]
+        assert TaskRecord.objects.get(pk=failed.pk).status == READY
+        assert change_log(failed.pk) == ["Retried: FAILED -> READY now, attempt budget renewed"]
+
+    def test_delete_asks_then_deletes_and_logs(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        confirm = act(admin_client_as_superuser, "delete_selected", [failed.pk])
+        assert "Are you sure" in confirm.content.decode()
+        assert TaskRecord.objects.filter(pk=failed.pk).exists()
+        act(admin_client_as_superuser, "delete_selected", [failed.pk], post="yes")
+        assert not TaskRecord.objects.filter(pk=failed.pk).exists()
+        assert not Attempt.objects.filter(task_id=failed.pk).exists()
+        assert LogEntry.objects.filter(object_id=str(failed.pk), action_flag=DELETION).exists()
+
+    def test_delete_refuses_running_tasks(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue()
+        claim_all(backend.store, "w1")
+        response = act(admin_client_as_superuser, "delete_selected", [row.pk], post="yes")
+        assert messages_of(response) == [
+            f"Refused task #{row.pk}: running tasks cannot be deleted. Nothing was changed for "
+            "them."
+        ]
+        assert TaskRecord.objects.get(pk=row.pk).status == RUNNING
+        detail = admin_client_as_superuser.get(f"{TASKS_URL}{row.pk}/delete/")
+        assert detail.status_code == 403
+        assert not LogEntry.objects.exists()
+
+
+class TestWithoutChangePermission:
+    def test_a_viewer_sees_tasks_but_is_offered_no_action(
+        self, viewer_client: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        listing = viewer_client.get(TASKS_URL)
+        assert listed(listing) == [failed.pk]
+        assert 'value="retry"' not in listing.content.decode()
+        detail = viewer_client.get(f"{TASKS_URL}{failed.pk}/change/")
+        assert detail.status_code == 200
+        assert "builtins.ValueError" in detail.content.decode()  # attempts are visible
+        assert 'value="retry"' not in detail.content.decode()
+
+    @pytest.mark.parametrize("action", ["retry", "run_now", "cancel", "delete_selected"])
+    def test_a_viewer_cannot_apply_actions(
+        self, viewer_client: Client, backend: DatabaseBackend, action: str
+    ) -> None:
+        failed = fail_once(backend.store)
+        deferred = enqueue(available_after=later(days=1))
+        ids = [failed.pk, deferred.pk]
+        act(viewer_client, action, ids, post="yes")
+        for pk in ids:
+            act_on_detail(viewer_client, action, pk)
+        assert TaskRecord.objects.get(pk=failed.pk).status == FAILED
+        stored = TaskRecord.objects.get(pk=deferred.pk)
+        assert stored.status == READY
+        assert not TaskRecord.objects.due().filter(pk=deferred.pk).exists()
+        assert not LogEntry.objects.exists()
+
+
+class TestWorkers:
+    def register(self, worker_id: str, *, seconds_ago: float, queues: list[str]) -> None:
+        WorkerRecord.objects.create(
+            worker_id=worker_id,
+            backend_name="default",
+            host="host-a",
+            pid=1234,
+            queues=queues,
+            last_heartbeat_at=Now() - timedelta(seconds=seconds_ago),
+        )
+
+    def test_lists_the_registry_judging_alive_by_the_worker_timeout(
+        self, admin_client_as_superuser: Client, task_options: Any
+    ) -> None:
+        task_options(worker_timeout=30, heartbeat_interval=5)
+        self.register("fresh", seconds_ago=1, queues=["default"])
+        self.register("stale", seconds_ago=45, queues=[])
+        client = admin_client_as_superuser
+        response = client.get(WORKERS_URL)
+        assert response.status_code == 200
+        rows = {w.worker_id: w for w in response.context["cl"].result_list}
+        assert {name: bool(w.alive) for name, w in rows.items()} == {"fresh": True, "stale": False}
+        html = response.content.decode()
+        for text in ("host-a", "1234", "default", "all"):
+            assert text in html
+        alive = client.get(WORKERS_URL, {"alive": "yes"}).context["cl"].result_list
+        dead = client.get(WORKERS_URL, {"alive": "no"}).context["cl"].result_list
+        assert [w.worker_id for w in alive] == ["fresh"]
+        assert [w.worker_id for w in dead] == ["stale"]
+
+    def test_a_longer_worker_timeout_keeps_the_same_worker_alive(
+        self, admin_client_as_superuser: Client, task_options: Any
+    ) -> None:
+        task_options(worker_timeout=120, heartbeat_interval=5)
+        self.register("stale", seconds_ago=45, queues=[])
+        alive = admin_client_as_superuser.get(WORKERS_URL, {"alive": "yes"})
+        assert [w.worker_id for w in alive.context["cl"].result_list] == ["stale"]
+
+    def test_is_read_only_and_visible_to_viewers(self, viewer_client: Client) -> None:
+        self.register("fresh", seconds_ago=1, queues=[])
+        assert viewer_client.get(WORKERS_URL).status_code == 200
+        worker = WorkerRecord.objects.get()
+        assert viewer_client.get(f"{WORKERS_URL}add/").status_code == 403
+        assert viewer_client.get(f"{WORKERS_URL}{worker.pk}/delete/").status_code == 403
