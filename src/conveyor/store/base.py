@@ -308,22 +308,25 @@ class TaskStore:
     def register_worker(self, *, worker_id: str, host: str, pid: int, queues: list[str]) -> None:
         """Add this worker to the registry; take over a stale row left under the same id."""
         workers = WorkerRecord.objects.using(self.using)
-        stale = workers.filter(worker_id=worker_id)
-        if stale.filter(last_heartbeat_at__gte=Now() - self.options.worker_timeout).exists():
+        existing = workers.filter(worker_id=worker_id)
+        if existing.filter(last_heartbeat_at__gte=Now() - self.options.worker_timeout).exists():
             raise WorkerIdInUse(f"worker id {worker_id!r} belongs to a live worker")
-        if stale.exists():
+        if existing.exists():
+            # An earlier process under this id died: its tasks are lost, not ours.
             self.recover_lost(recovered_by=worker_id, only=worker_id)
-        workers.update_or_create(
-            worker_id=worker_id,
-            defaults={
-                "backend_name": self.backend_name,
-                "host": host,
-                "pid": pid,
-                "queues": queues,
-                "started_at": Now(),
-                "last_heartbeat_at": Now(),
-            },
-        )
+
+        def register() -> None:
+            with self.write_transaction():
+                existing.delete()
+                workers.create(
+                    worker_id=worker_id,
+                    backend_name=self.backend_name,
+                    host=host,
+                    pid=pid,
+                    queues=queues,
+                )
+
+        self.retrying(register)
 
     def heartbeat(self, worker_id: str) -> bool:
         """Record that this worker is alive; False if its row is gone (it was declared dead)."""
