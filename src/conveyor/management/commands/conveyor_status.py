@@ -139,12 +139,12 @@ QUEUE_COLUMNS = (
     "RUNNING",
     "SUCCESSFUL",
     "FAILED",
-    "DONE 1M",
+    "FINISHED 1M",
     "FAILED 1M",
-    "DONE 1H",
+    "FINISHED 1H",
     "FAILED 1H",
-    "LIVE",
-    "DEAD",
+    "LIVE WORKERS",
+    "DEAD WORKERS",
 )
 WORKER_COLUMNS = ("WORKER", "HOST", "PID", "QUEUES", "STARTED", "LAST HEARTBEAT", "STATE")
 
