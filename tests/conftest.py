@@ -134,3 +134,14 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need no database, or behave the same on any, run in the SQLite pass only."""
+    vendor = os.environ.get("CONVEYOR_TEST_DATABASE", "sqlite")
+    if vendor == "sqlite":
+        return
+    skip = pytest.mark.skip(reason="independent of the database; runs in the SQLite pass")
+    for item in items:
+        if item.get_closest_marker("any_database") or "/tests/unit/" in str(item.path):
+            item.add_marker(skip)

@@ -40,3 +40,13 @@ def _to_timedelta(value: object) -> timedelta:
         f"cannot read {value!r} as a duration "
         "(use a timedelta, seconds, '10 days', '3 hours' or 'P10D')"
     )
+
+
+def describe(duration: timedelta) -> str:
+    """A duration as people write it: '10 days', '12 hours', '90 seconds'."""
+    seconds = duration.total_seconds()
+    for unit in ("week", "day", "hour", "minute"):
+        count = seconds / _UNITS[unit]
+        if count >= 1 and count.is_integer():
+            return f"{int(count)} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"

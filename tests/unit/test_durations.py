@@ -34,3 +34,20 @@ def test_accepted_forms(value: object, expected: timedelta) -> None:
 def test_rejected_forms_raise_value_error(value: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         durations.parse(value)
+
+
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (timedelta(days=10), "10 days"),
+        (timedelta(days=1), "1 day"),
+        (timedelta(weeks=2), "2 weeks"),
+        (timedelta(hours=36), "36 hours"),
+        (timedelta(minutes=5), "5 minutes"),
+        (timedelta(seconds=90), "90 seconds"),
+        (timedelta(seconds=1), "1 second"),
+        (timedelta(seconds=0.5), "0.5 seconds"),
+    ],
+)
+def test_describe(duration: timedelta, text: str) -> None:
+    assert durations.describe(duration) == text

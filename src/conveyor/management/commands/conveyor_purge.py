@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management import BaseCommand, CommandError
 
+from conveyor import durations
 from conveyor.management.arguments import duration, positive_int
 from conveyor.management.backends import database_backend
 
@@ -54,10 +55,11 @@ class Command(BaseCommand):
                 f"['OPTIONS']['purge'][{which!r}]"
             )
         store, finished = backend.store, which == "finished"
+        age = durations.describe(older_than)
         if options["dry_run"]:
             count = store.purgeable(finished=finished, older_than=older_than).count()
             count = min(count, options["limit"] or count)
-            self.stdout.write(f"Would delete {count} {which} task(s) older than {older_than}.")
+            self.stdout.write(f"Would delete {count} {which} task(s) older than {age}.")
             return
         deleted = store.purge(finished=finished, older_than=older_than, limit=options["limit"])
-        self.stdout.write(f"Deleted {deleted} {which} task(s) older than {older_than}.")
+        self.stdout.write(f"Deleted {deleted} {which} task(s) older than {age}.")
