@@ -101,3 +101,14 @@ async def async_record(context: TaskContext, label: str = "") -> int:
 @task(queue_name="low_priority")
 def low(value: int) -> int:
     return value
+
+
+@task(takes_context=True)
+def slow_first(context: TaskContext, seconds: float, label: str = "") -> int:
+    """Record the run; sleep only on the first attempt (so a retry ends quickly)."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=label
+    )
+    if context.attempt == 1:
+        time.sleep(seconds)
+    return context.attempt

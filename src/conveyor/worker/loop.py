@@ -7,6 +7,7 @@ outcomes come back through `_collect` and are written in batches by `_flush`.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
@@ -67,7 +68,8 @@ class Worker:
         self._idle_delay = settings.delay_min.total_seconds()
         self._outage_since: float | None = None
         self._outage_attempts = 0
-        self._healthy_since = time.monotonic()
+        # When the last database outage ended (never, so far): see Maintenance.recover.
+        self._healthy_since = -math.inf
         self._claim_uncertain = False
         self.heartbeat = Heartbeat(store, identity, settings.queues.served())
         self.maintenance = Maintenance(

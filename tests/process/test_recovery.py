@@ -1,0 +1,134 @@
+"""Workers that die, are stopped, or freeze: no task is lost, none stays RUNNING."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Any
+
+import pytest
+from django.tasks import TaskResultStatus
+
+from conveyor.exceptions import WorkerInterrupted, WorkerLost
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
+from tests.conftest import wait_until
+from tests.tasksapp.models import Execution
+from tests.tasksapp.tasks import slow_first
+
+pytestmark = pytest.mark.process
+
+HEARTBEAT, TIMEOUT = 0.5, 2.0
+FAST = {"heartbeat_interval": HEARTBEAT, "worker_timeout": TIMEOUT, "backoff_factor": 0}
+LOST = f"{WorkerLost.__module__}.WorkerLost"
+INTERRUPTED = f"{WorkerInterrupted.__module__}.WorkerInterrupted"
+
+
+def started(result_id: str, attempt: int = 1) -> bool:
+    return Execution.objects.filter(result_id=result_id, attempt=attempt, label="").exists()
+
+
+def history(result_id: str) -> list[tuple[str, str]]:
+    attempts = Attempt.objects.filter(task_id=result_id).select_related("error").order_by("id")
+    return [
+        (a.status, a.error.exception_class_path if hasattr(a, "error") else "") for a in attempts
+    ]
+
+
+@pytest.mark.parametrize(("max_attempts", "final"), [(2, "SUCCESSFUL"), (1, "FAILED")])
+def test_a_killed_worker_task_is_taken_back_by_another(
+    start_worker: Any, max_attempts: int, final: str
+) -> None:
+    options = {**FAST, "max_attempts": max_attempts}
+    result = slow_first.enqueue(60)
+    victim = start_worker(options=options)
+    wait_until(lambda: started(result.id), what="the task to start")
+    victim.signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = time.monotonic()
+
+    rescuer = start_worker(options=options)
+    wait_until(lambda: history(result.id), timeout=30, what="recovery")
+    recovered_after = time.monotonic() - killed_at
+    # Within the timeout plus a heartbeat, and a generous margin for a busy machine.
+    assert recovered_after < TIMEOUT + HEARTBEAT + 8, recovered_after
+    wait_until(
+        lambda: TaskRecord.objects.get(pk=result.id).status == final, what=f"the task to be {final}"
+    )
+    expected = [("FAILED", LOST)] + ([("SUCCESSFUL", "")] if max_attempts == 2 else [])
+    assert history(result.id) == expected
+    result.refresh()
+    assert "stopped sending heartbeats" in result.errors[0].traceback
+    assert rescuer.alive()
+    assert not WorkerRecord.objects.exclude(pid=rescuer.pid).exists()
+
+
+def test_sigterm_lets_the_running_task_finish(start_worker: Any) -> None:
+    result = slow_first.enqueue(2)
+    worker = start_worker(options=FAST)
+    wait_until(lambda: started(result.id), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.log()
+    result.refresh()
+    assert result.status == TaskResultStatus.SUCCESSFUL
+    assert history(result.id) == [("SUCCESSFUL", "")]
+    assert not WorkerRecord.objects.exists()
+
+
+def test_a_stopping_worker_claims_nothing_more(start_worker: Any) -> None:
+    first, second = slow_first.enqueue(2), slow_first.enqueue(2)
+    worker = start_worker(options=FAST)
+    wait_until(lambda: started(first.id), what="the first task to start")
+    worker.signal(signal.SIGINT)
+    assert worker.wait(30) == 0, worker.log()
+    assert TaskRecord.objects.get(pk=second.id).status == TaskResultStatus.READY
+    assert TaskRecord.objects.get(pk=first.id).status == TaskResultStatus.SUCCESSFUL
+
+
+@pytest.mark.parametrize(("max_attempts", "final"), [(2, "READY"), (1, "FAILED")])
+def test_a_second_sigterm_interrupts_at_once(
+    start_worker: Any, max_attempts: int, final: str
+) -> None:
+    result = slow_first.enqueue(60)
+    worker = start_worker(options={**FAST, "max_attempts": max_attempts, "backoff_factor": 60})
+    wait_until(lambda: started(result.id), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(15) != 0
+    assert TaskRecord.objects.get(pk=result.id).status == final
+    assert history(result.id) == [("FAILED", INTERRUPTED)]
+    assert not WorkerRecord.objects.exists() or WorkerRecord.objects.get().pid == worker.pid
+
+
+def test_shutdown_timeout_interrupts_tasks_that_run_too_long(start_worker: Any) -> None:
+    result = slow_first.enqueue(60)
+    worker = start_worker("--shutdown-timeout", "1", options={**FAST, "max_attempts": 2})
+    wait_until(lambda: started(result.id), what="the task to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(20) != 0
+    row = TaskRecord.objects.get(pk=result.id)
+    assert (row.status, row.worker_id) == (TaskResultStatus.READY, "")
+    assert history(result.id) == [("FAILED", INTERRUPTED)]
+
+
+def test_a_frozen_worker_cannot_overwrite_what_recovery_decided(start_worker: Any) -> None:
+    result = slow_first.enqueue(4)
+    zombie = start_worker(options={**FAST, "max_attempts": 2})
+    wait_until(lambda: started(result.id), what="the task to start")
+    zombie.signal(signal.SIGSTOP)
+    rescuer = start_worker(options={**FAST, "max_attempts": 2})
+    wait_until(
+        lambda: TaskRecord.objects.get(pk=result.id).status == TaskResultStatus.SUCCESSFUL,
+        timeout=30,
+        what="the retry to succeed on the rescuer",
+    )
+    zombie.signal(signal.SIGCONT)
+    # The zombie's task thread wakes up and tries to record attempt 1 as successful.
+    wait_until(lambda: "no longer held" in zombie.log(), timeout=30, what="the fenced write")
+    row = TaskRecord.objects.get(pk=result.id)
+    assert row.status == TaskResultStatus.SUCCESSFUL
+    assert row.return_value == 2  # the rescuer's attempt, not the zombie's
+    assert history(result.id) == [("FAILED", LOST), ("SUCCESSFUL", "")]
+    assert zombie.alive() and rescuer.alive()
+    # The zombie noticed it had been declared dead and registered again.
+    wait_until(lambda: WorkerRecord.objects.count() == 2, timeout=10, what="re-registration")
