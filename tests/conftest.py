@@ -111,9 +111,12 @@ def start_worker(
     """Start worker processes on this test's database; every one is killed at teardown."""
     started: list[WorkerProcess] = []
 
-    def start(*args: str, options: dict[str, Any] | None = None) -> WorkerProcess:
+    def start(
+        *args: str, options: dict[str, Any] | None = None, env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(started) + 1}.log"
-        process = WorkerProcess(list(args), worker_env(**(options or {})), log_path)
+        environment = {**worker_env(**(options or {})), **(env or {})}
+        process = WorkerProcess(list(args), environment, log_path)
         started.append(process)
         return process
 

@@ -1,0 +1,110 @@
+"""Database outages: workers keep running, retry, and lose no task."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import OperationalError, connection
+from django.db.models import Count
+from django.tasks import TaskResultStatus
+
+from conveyor import enqueue_many
+from conveyor.models import TaskRecord
+from tests.conftest import wait_until
+from tests.faults import TcpProxy
+from tests.tasksapp.models import Execution
+from tests.tasksapp.tasks import add, record
+
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(
+        "connection.vendor == 'sqlite'",
+        reason="SQLite is a file, not a server: there is no connection to cut",
+    ),
+]
+
+TASKS = 3000
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    settings = connection.settings_dict
+    proxy = TcpProxy(settings["HOST"] or "127.0.0.1", int(settings["PORT"]))
+    yield proxy
+    proxy.close()
+
+
+def port_option(proxy: TcpProxy) -> dict[str, str]:
+    key = "CONVEYOR_PG_PORT" if connection.vendor == "postgresql" else "CONVEYOR_MYSQL_PORT"
+    return {key: str(proxy.port)}
+
+
+def finished() -> int:
+    return TaskRecord.objects.filter(
+        status__in=(TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+    ).count()
+
+
+def test_workers_ride_out_connection_cuts_and_lose_nothing(
+    start_worker: Any, proxy: TcpProxy
+) -> None:
+    results = enqueue_many(record, [((), {}) for _ in range(TASKS)])
+    options = {
+        "max_attempts": 10,
+        "backoff_factor": 1,
+        "heartbeat_interval": 1,
+        "worker_timeout": 5,
+    }
+    workers = [
+        start_worker("--concurrency", "2", options=options, env=port_option(proxy))
+        for _ in range(3)
+    ]
+    rng = random.Random(7)
+    for cut in range(3):
+        wait_until(lambda n=cut: finished() >= TASKS * (n + 1) // 5, timeout=120, what="progress")
+        proxy.sever()
+        time.sleep(rng.uniform(1.0, 3.0))
+        proxy.restore()
+    wait_until(lambda: finished() == TASKS, timeout=240, interval=0.5, what="every task to finish")
+
+    assert all(worker.alive() for worker in workers), [w.log()[-2000:] for w in workers]
+    statuses = dict(TaskRecord.objects.values_list("status").annotate(n=Count("id")))
+    assert statuses == {TaskResultStatus.SUCCESSFUL: TASKS}
+    assert {str(pk) for pk in TaskRecord.objects.values_list("pk", flat=True)} == {
+        r.id for r in results
+    }
+    # A body may have run and failed against the cut database, then run again: never more
+    # often than its attempts, and exactly once successfully.
+    runs = Execution.objects.filter(label="").values("result_id").annotate(n=Count("id"))
+    attempts = dict(TaskRecord.objects.values_list("pk", "attempt_count"))
+    for row in runs:
+        assert row["n"] <= attempts[int(row["result_id"])]
+    for worker in workers:
+        log = worker.log()
+        assert log.count("Database unavailable") >= 1, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert log.count("Database unavailable") == log.count("Database is back"), log[-3000:]
+
+
+def test_enqueue_during_an_outage_raises_to_the_caller(
+    transactional_db: None, proxy: TcpProxy
+) -> None:
+    original = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict["PORT"] = str(proxy.port)
+    try:
+        proxy.sever()
+        with pytest.raises(OperationalError):
+            add.enqueue(1, 2)
+        proxy.restore()
+        connection.close()
+        result = add.enqueue(1, 2)
+    finally:
+        connection.close()
+        connection.settings_dict.update(original)
+    assert TaskRecord.objects.filter(pk=result.id).exists()
+    assert TaskRecord.objects.count() == 1
