@@ -1,0 +1,1 @@
+"""Runnable comparisons of conveyor with its peers; see docs/performance.md."""

@@ -1,0 +1,40 @@
+"""Django settings of every benchmark process; the system and database come from the
+environment (BENCH_SYSTEM, BENCH_VENDOR, BENCH_DB), set by the harness."""
+
+from __future__ import annotations
+
+import os
+
+from benchmarks.databases import django_settings
+from benchmarks.systems import system
+
+SYSTEM = system(os.environ.get("BENCH_SYSTEM", "conveyor"))
+
+SECRET_KEY = "benchmarks-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = ["django.contrib.contenttypes", SYSTEM.app]
+
+DATABASES = {
+    "default": django_settings(
+        os.environ.get("BENCH_VENDOR", "sqlite"),
+        os.environ.get("BENCH_DB", "/tmp/conveyor-bench.sqlite3"),
+    )
+}
+
+TASKS = {"default": {"BACKEND": SYSTEM.backend}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
+}
+
+if os.environ.get("BENCH_SQL_COUNT_DIR"):
+    from benchmarks import sqlcount
+
+    sqlcount.install(os.environ["BENCH_SQL_COUNT_DIR"])
