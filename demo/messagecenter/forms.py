@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.exceptions import ValidationError
 
@@ -21,6 +23,10 @@ class MessageForm(forms.Form):
         required=False,
         help_text="Optional; shown in bold above the message.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels sit above their fields, no colon needed
+        super().__init__(*args, **kwargs)
 
     def clean_title(self) -> str | None:
         title: str = self.cleaned_data["title"]

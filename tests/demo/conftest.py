@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,14 @@ FAST_WORKER = ("--delay-min", "10", "--delay-max", "100")
 @pytest.fixture(autouse=True)
 def demo_urls(settings: Any) -> None:
     settings.ROOT_URLCONF = "messagecenter.urls"
+
+
+@pytest.fixture(autouse=True)
+def show_worker_logs(tmp_path: Path) -> Iterator[None]:
+    """Print the logs of the worker processes a test started; pytest shows them on failure."""
+    yield
+    for log in sorted(tmp_path.glob("worker-*.log")):
+        print(f"--- {log}\n{log.read_text(errors='replace')}")
 
 
 @pytest.fixture

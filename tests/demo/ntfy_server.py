@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 TOPIC = "conveyor-test"
 HOLD_LIMIT_SECONDS = 60
+# How often serve_forever() looks for shutdown(); every test waits for it once.
+SHUTDOWN_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +42,9 @@ class NtfyServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.ntfy = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_SECONDS,), daemon=True
+        )
         self._thread.start()
 
     @property

@@ -116,6 +116,8 @@ def run_demo(tmp_path: Path) -> Iterator[Callable[..., Demo]]:
     yield start
     for demo in started:
         demo.kill()
+        # pytest shows this only when the test failed.
+        print(f"--- {demo.log_path}\n{demo.log()}")
 
 
 def send_with_htmx(client: httpx.Client, message: str) -> httpx.Response:
@@ -146,21 +148,22 @@ def test_rundemo_serves_the_page_runs_the_task_and_stops_both_on_ctrl_c(
             what="the worker to send the notification",
         )
     assert "Successful" in finished.text
-    assert [r.body for r in ntfy_server.received] == ["Hello from rundemo"]
+    assert [r.body for r in ntfy_server.received] == ["Hello from rundemo"], demo.log()
 
     children = descendants(demo.popen.pid)
-    assert len(children) >= 2  # the web server (and its reloader) and the worker
+    # The worker, Django's reloader, and the web server the reloader runs.
+    assert len(children) == 3, demo.log()
     demo.popen.send_signal(signal.SIGINT)
     assert demo.wait() == 0, demo.log()
     assert "Stopped." in demo.log()
-    assert not [pid for pid in children if alive(pid)]
+    assert not [pid for pid in children if alive(pid)], demo.log()
 
 
 def test_sigterm_stops_the_web_server_and_the_worker(run_demo, ntfy_url: str):
     demo = run_demo(f"127.0.0.1:{free_port()}", "--noreload", ntfy_url=ntfy_url)
     demo.wait_for_url()
     children = descendants(demo.popen.pid)
-    assert len(children) == 2
+    assert len(children) == 2, demo.log()
 
     demo.popen.send_signal(signal.SIGTERM)
 

@@ -1,0 +1,162 @@
+"""The messagecenter page in headless Chromium, with a real worker and a local ntfy endpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserType,
+    Locator,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import ROOT, wait_until
+from tests.demo.conftest import FAST_WORKER
+from tests.demo.ntfy_server import NtfyServer
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: ViewportSize = {"width": 375, "height": 812}
+# Generous: a worker process starts, claims and runs the task on a busy 2-core machine.
+WORKER_TIMEOUT_MS = 30_000
+ARTIFACTS = ROOT / "artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
+    ),
+]
+
+
+def launch(chromium: BrowserType) -> Browser:
+    return chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+
+def rows(page: Page) -> Locator:
+    return page.locator("#results > li")
+
+
+def test_messages_go_from_the_page_through_a_worker_to_ntfy(
+    live_server, ntfy_server: NtfyServer, ntfy_url: str, start_worker
+):
+    vendor = os.environ.get("CONVEYOR_TEST_DATABASE", "sqlite")
+    with sync_playwright() as playwright:
+        browser = launch(playwright.chromium)
+        try:
+            page = browser.new_page(viewport=PHONE)
+            page.goto(f"{live_server.url}/")
+            check_layout_and_landmarks(page, ntfy_url)
+            check_a_message_is_sent(page, ntfy_server, start_worker)
+            check_a_failure_shows_its_error(page, ntfy_server)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=ARTIFACTS / f"messagecenter-{vendor}.png", full_page=True)
+            check_bad_input_is_shown_on_the_form(page)
+            check_the_page_works_without_javascript(browser, live_server.url)
+        finally:
+            browser.close()
+
+
+def check_layout_and_landmarks(page: Page, ntfy_url: str) -> None:
+    expect(page.get_by_role("banner")).to_contain_text("Message center")
+    expect(page.get_by_role("main")).to_be_visible()
+    expect(page.get_by_role("heading", name="Sent messages")).to_be_visible()
+    expect(page.get_by_label("Message", exact=True)).to_have_js_property("tagName", "TEXTAREA")
+    expect(page.get_by_label("Title", exact=True)).to_have_attribute("type", "text")
+    expect(page.locator("#announcer")).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_text(f"curl -s {ntfy_url}/json")).to_be_visible()
+    # Nothing wider than the phone: no sideways scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    # Keyboard focus is visible.
+    page.get_by_label("Title", exact=True).focus()
+    page.keyboard.press("Tab")
+    send = page.get_by_role("button", name="Send")
+    expect(send).to_be_focused()
+    assert send.evaluate("b => getComputedStyle(b).outlineStyle") == "solid"
+    assert send.evaluate("b => parseFloat(getComputedStyle(b).outlineWidth)") >= 2
+
+
+def check_a_message_is_sent(page: Page, ntfy_server: NtfyServer, start_worker) -> None:
+    page.evaluate("window.sameDocument = true")
+    page.get_by_label("Message", exact=True).fill("Hello from the browser")
+    page.get_by_label("Title", exact=True).fill("Greeting")
+    page.get_by_role("button", name="Send").click()
+
+    first = rows(page).first
+    expect(first).to_contain_text("Hello from the browser")
+    # No worker runs yet: the row stays Ready, and polls.
+    expect(first.locator(".status")).to_have_text("Ready")
+    expect(page.locator("#announcer")).to_have_text(f"Message #{row_id(first)}: Ready")
+    expect(page.get_by_label("Message", exact=True)).to_have_value("")
+
+    start_worker(*FAST_WORKER)
+    expect(first.locator(".status")).to_have_text("Successful", timeout=WORKER_TIMEOUT_MS)
+    expect(page.locator("#announcer")).to_have_text(f"Message #{row_id(first)}: Successful")
+    assert page.evaluate("window.sameDocument") is True, "the page was reloaded"
+    wait_until(lambda: ntfy_server.received, what="ntfy to receive the message")
+    [received] = ntfy_server.received
+    assert (received.path, received.body, received.title) == (
+        "/conveyor-test",
+        "Hello from the browser",
+        "Greeting",
+    )
+
+
+def check_a_failure_shows_its_error(page: Page, ntfy_server: NtfyServer) -> None:
+    ntfy_server.status = 500
+    page.get_by_label("Message", exact=True).fill("This one fails")
+    page.get_by_role("button", name="Send").click()
+
+    expect(rows(page)).to_have_count(2)
+    failed, sent = rows(page).nth(0), rows(page).nth(1)
+    expect(failed).to_contain_text("This one fails")
+    expect(failed.locator(".status")).to_have_text("Failed", timeout=WORKER_TIMEOUT_MS)
+    expect(failed.locator(".result-error")).to_contain_text("httpx.HTTPStatusError")
+    expect(failed.locator(".result-error")).to_contain_text("500 Internal Server Error")
+    expect(sent.locator(".status")).to_have_text("Successful")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def check_bad_input_is_shown_on_the_form(page: Page) -> None:
+    # Blank passes the browser's `required` check; the server strips it and refuses.
+    page.get_by_label("Message", exact=True).fill("   ")
+    page.get_by_role("button", name="Send").click()
+
+    expect(page.locator("#id_message_error")).to_have_text("Write a message to send.")
+    expect(page.get_by_label("Message", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(rows(page)).to_have_count(2)
+
+
+def check_the_page_works_without_javascript(browser: Browser, url: str) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/")
+        page.get_by_label("Message", exact=True).fill("Sent without JavaScript")
+        page.get_by_role("button", name="Send").click()
+
+        expect(page).to_have_url(f"{url}/")
+        expect(rows(page)).to_have_count(3)
+        expect(rows(page).first).to_contain_text("Sent without JavaScript")
+    finally:
+        context.close()
+
+
+def row_id(row: Locator) -> str:
+    return str(row.get_attribute("id")).removeprefix("result-")
