@@ -1,0 +1,49 @@
+"""The benchmark harness, conveyor only, on the suite's database: no peers, no bench venv."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from benchmarks import report, sqlcount
+from benchmarks.measurements import wait_drained
+from benchmarks.processes import Workers
+from conveyor import enqueue_many
+from conveyor.models import TaskRecord
+from tests.tasksapp.tasks import noop
+
+pytestmark = pytest.mark.process
+
+
+def test_drain_is_timed_until_every_task_has_finished(
+    transactional_db: None, worker_env: Callable[..., dict[str, str]], tmp_path: Path
+) -> None:
+    enqueue_many(noop, [((), {})] * 50)
+    env = {**worker_env(), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    log = tmp_path / "workers.log"
+    connection.ensure_connection()
+    with Workers([["conveyor_worker", "--verbosity", "0", "-c", "4"]], env, log) as workers:
+        polls = wait_drained(connection.connection, "conveyor_task", workers, log)
+    assert polls >= 2
+    assert TaskRecord.objects.finished().count() == 50, log.read_text()
+
+
+def test_statement_kinds_are_first_keywords() -> None:
+    assert sqlcount.statement_kind("  WITH picked AS (SELECT 1) UPDATE t") == "WITH"
+    assert sqlcount.statement_kind("(select 1)") == "SELECT"
+
+
+def test_ratios_pair_repeats_run_side_by_side() -> None:
+    assert report.pair_ratio([10.0, 30.0, 20.0], [5.0, 10.0, 10.0]) == 2.0
+    assert report.pair_ratio([10.0, 20.0], [5.0]) == 3.0  # each repeat meets the only one
+    assert report.pair_ratio([], [5.0]) is None
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert report.percentile(values, 0.5) == 50.0
+    assert report.percentile(values, 0.95) == 95.0
+    assert report.percentile(values, 1.0) == 100.0
