@@ -35,6 +35,38 @@ PHONE: ViewportSize = {"width": 375, "height": 812}
 # Generous: a worker process starts, claims and runs the task on a busy 2-core machine.
 WORKER_TIMEOUT_MS = 30_000
 ARTIFACTS = ROOT / "artifacts"
+# WCAG AA for normal text.
+MINIMUM_CONTRAST = 4.5
+# The contrast of an element's text with the first opaque background behind it.
+CONTRAST_JS = """element => {
+    const rgb = value => value.match(/[\\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => {
+        const linear = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+    };
+    let behind = element;
+    let background = rgb(getComputedStyle(behind).backgroundColor);
+    while (background.length === 4 && background[3] === 0 && behind.parentElement) {
+        behind = behind.parentElement;
+        background = rgb(getComputedStyle(behind).backgroundColor);
+    }
+    const [light, dark] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)]
+        .sort((a, b) => b - a);
+    return (light + 0.05) / (dark + 0.05);
+}"""
+# Every kind of text the page shows once a message was sent and another failed.
+TEXTS = [
+    ".site-header p",
+    "label",
+    ".helptext",
+    "button",
+    ".subscribe a",
+    ".command",
+    ".result-meta time",
+    ".status--successful",
+    ".status--failed",
+    ".result-error p",
+]
 
 pytestmark = [
     pytest.mark.browser,
@@ -65,6 +97,7 @@ def test_messages_go_from_the_page_through_a_worker_to_ntfy(
             check_layout_and_landmarks(page, ntfy_url)
             check_a_message_is_sent(page, ntfy_server, start_worker)
             check_a_failure_shows_its_error(page, ntfy_server)
+            check_text_contrast(page, TEXTS)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=ARTIFACTS / f"messagecenter-{vendor}.png", full_page=True)
             check_bad_input_is_shown_on_the_form(page)
@@ -133,6 +166,12 @@ def check_a_failure_shows_its_error(page: Page, ntfy_server: NtfyServer) -> None
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
 
+def check_text_contrast(page: Page, selectors: list[str]) -> None:
+    for selector in selectors:
+        ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+        assert ratio >= MINIMUM_CONTRAST, f"{selector}: contrast {ratio:.2f} < {MINIMUM_CONTRAST}"
+
+
 def check_bad_input_is_shown_on_the_form(page: Page) -> None:
     # Blank passes the browser's `required` check; the server strips it and refuses.
     page.get_by_label("Message", exact=True).fill("   ")
@@ -140,6 +179,7 @@ def check_bad_input_is_shown_on_the_form(page: Page) -> None:
 
     expect(page.locator("#id_message_error")).to_have_text("Write a message to send.")
     expect(page.get_by_label("Message", exact=True)).to_have_attribute("aria-invalid", "true")
+    check_text_contrast(page, [".errorlist"])
     expect(rows(page)).to_have_count(2)
 
 
