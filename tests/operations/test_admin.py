@@ -95,6 +95,8 @@ class TestChangelist:
         assert listed(client.get(TASKS_URL, {"q": str(echoed.pk)})) == [echoed.pk]
         assert listed(client.get(TASKS_URL, {"q": f"#{added.pk}"})) == [added.pk]
         assert listed(client.get(TASKS_URL, {"q": "tasks.echo"})) == [echoed.pk]
+        assert listed(client.get(TASKS_URL, {"q": "Tasks.ECHO"})) == [echoed.pk]
+        assert set(listed(client.get(TASKS_URL, {"q": "tasksapp"}))) == {added.pk, echoed.pk}
         assert listed(client.get(TASKS_URL, {"q": "nothing.like.this"})) == []
 
     def test_date_hierarchy_drills_down_from_years_to_days(

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import Max, Min, QuerySet
 from django.http import HttpRequest
 from django.tasks import task_backends
@@ -104,6 +105,28 @@ def _next(value: datetime, kind: str) -> datetime:
         return value.replace(year=value.year + carry, month=month + 1)
     following = datetime.fromordinal(value.toordinal() + 1)
     return following.replace(tzinfo=value.tzinfo)
+
+
+# Every distinct task path, found by walking the task_path index one value at a time: a probe
+# per path instead of a read of every row (PostgreSQL has no loose index scan of its own).
+DISTINCT_TASK_PATHS_SQL = """
+WITH RECURSIVE paths (task_path) AS (
+    SELECT MIN(task_path) FROM {table}
+    UNION ALL
+    SELECT (SELECT MIN(t.task_path) FROM {table} t WHERE t.task_path > paths.task_path)
+    FROM paths WHERE paths.task_path IS NOT NULL
+)
+SELECT task_path FROM paths WHERE task_path IS NOT NULL
+"""
+
+
+def task_paths(using: str) -> list[str]:
+    """The task paths that occur in the task table."""
+    connection = connections[using]
+    sql = DISTINCT_TASK_PATHS_SQL.format(table=connection.ops.quote_name(TaskRecord._meta.db_table))
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [path for (path,) in cursor.fetchall()]
 
 
 def conveyor_backends() -> dict[str, DatabaseBackend]:
