@@ -292,8 +292,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
     one.add_argument("--count-sql", action="store_true")
     lat = commands.add_parser("latency")
     lat.add_argument("--count", type=int, required=True)
-    lat.add_argument("--pause-min", type=float, default=0.1)
-    lat.add_argument("--pause-max", type=float, default=0.3)
+    # Random over a whole 1 s polling period, so that arrivals meet a polling worker at
+    # every phase of its cycle instead of just after it looked.
+    lat.add_argument("--pause-min", type=float, default=0.05)
+    lat.add_argument("--pause-max", type=float, default=1.05)
     lat.add_argument("--timeout", type=float, default=10.0)
     lat.add_argument("--stamp-file", required=True)
     hist = commands.add_parser("history")

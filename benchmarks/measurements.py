@@ -55,13 +55,6 @@ def variants(concurrency: int) -> list[Variant]:
             compare_with="drain_1",
         ),
         Variant(
-            "drain_supervised",
-            "drain, conveyor --processes 2",
-            supervised=2,
-            conveyor_only=True,
-            compare_with="drain_2",
-        ),
-        Variant(
             "drain_supervised_threads",
             f"drain, conveyor --processes 2 --concurrency {concurrency}",
             supervised=2,

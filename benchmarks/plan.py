@@ -102,7 +102,8 @@ class Run:
             "↑ higher is better, ↓ lower is better",
         ]
         table = report.markdown(report.rows(self.results(), names), names, comparisons)
-        return table + "\n\n" + "\n".join(f"- {note}" for note in notes)
+        text = table + "\n\n" + "\n".join(f"- {note}" for note in notes)
+        return text + "\n" + report.profile_markdown(self.profiles)
 
     def variant(self, key: str) -> Variant:
         return next(v for v in self.variants if v.key == key)

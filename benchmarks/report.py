@@ -100,3 +100,21 @@ def markdown(table: list[Row], systems: list[str], comparisons: dict[str, str]) 
             cells.append(ratio_text(pair_ratio(conveyor_samples, reference.samples.get(peer, []))))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def profile_markdown(profiles: dict[str, Any], *, top: int = 8) -> str:
+    """The profile summaries: per profiled drain, the busy threads' buckets and self time."""
+    lines = []
+    for name, profile in profiles.items():
+        drain = profile.get("drain", {})
+        rate = drain["count"] / drain["seconds"] if drain.get("seconds") else 0.0
+        lines.append(f"\nProfile {name}: {drain.get('count', 0):,} tasks, {rate:,.0f} tasks/s")
+        for thread, summary in profile.get("threads", {}).items():
+            waiting = summary["self_time"][0]["percent"] if summary["self_time"] else 0.0
+            if waiting >= 99.0:
+                continue  # a thread that only waited (heartbeat, listener, maintenance)
+            buckets = ", ".join(f"{k} {v:.0f}%" for k, v in summary["buckets"].items())
+            lines.append(f"- {thread} ({summary['samples']:,} samples): {buckets}")
+            for frame in summary["self_time"][:top]:
+                lines.append(f"    - {frame['percent']:.1f}% {frame['frame']}")
+    return "\n".join(lines)

@@ -35,11 +35,11 @@ QUICK = {
 }
 FULL = {
     "tasks": 20_000,
-    "peer_tasks": 5_000,
+    "peer_tasks": 3_000,
     "repeats": 3,
     "peer_repeats": 1,
     "history_rows": 1_000_000,
-    "history_tasks": 5_000,
+    "history_tasks": 2_000,
     "latency_samples": 50,
     "enqueue_count": 2_000,
     "statement_tasks": 1_000,
@@ -89,7 +89,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peer-tasks",
         type=positive,
-        help="tasks per peer drain (default 5000: the peers drain about 200 tasks/s here, "
+        help="tasks per peer drain (default 3000: the peers drain about 200 tasks/s here, "
         "and rates, not times, are compared)",
     )
     p.add_argument("--repeats", type=positive, help="repeats of each measurement (default 3)")
