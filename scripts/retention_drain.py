@@ -153,11 +153,11 @@ def main() -> None:
             )
     for automatic in (False, True):
         rates = [rate for rate, _ in results[automatic]]
-        purged = [p for _, p in results[automatic]]
+        deleted = [count for _, count in results[automatic]]
         print(
             f"retention {'on ' if automatic else 'off'}: median {statistics.median(rates):.0f} "
             f"tasks/s (min {min(rates):.0f}, max {max(rates):.0f}); "
-            f"median {statistics.median(purged):,.0f} rows purged per drain"
+            f"median {statistics.median(deleted):,.0f} rows purged per drain"
         )
 
 
