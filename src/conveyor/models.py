@@ -76,6 +76,9 @@ class TaskRecord(models.Model):
             models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
             models.Index(fields=["finished_at"], name="conveyor_task_finished"),
             models.Index(fields=["enqueued_at"], name="conveyor_task_enqueued"),
+            # The admin's queue and status filters, newest first; without it a combination
+            # that matches nothing (no failed tasks in a queue) reads the whole table.
+            models.Index(fields=["queue_name", "status", "id"], name="conveyor_task_queue"),
         )
 
     def __str__(self) -> str:
