@@ -115,7 +115,7 @@ def pages(sample_id: int, year: int, month: int) -> list[tuple[str, str]]:
         ("search by task path", "q=send_invoice"),
         ("search, no match", "q=no.such.task"),
         ("date drill-down: a month", f"enqueued_at__year={year}&enqueued_at__month={month}"),
-        ("ordered by finished_at", "o=8"),
+        ("ordered by finished_at, newest first", "o=-9"),
     ]
 
 

@@ -18,7 +18,7 @@ from conveyor.admin.listing import CappedCountPaginator
 from conveyor.backend import DatabaseBackend
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store import Outcome
-from tests.factories import claim_all, enqueue, later
+from tests.factories import ago, claim_all, enqueue, later
 from tests.operations.helpers import fail_once, finish_failed, succeed_once
 from tests.tasksapp.tasks import echo
 
@@ -115,6 +115,18 @@ class TestChangelist:
         assert "enqueued_at__day=5" in march.content.decode()
         day = {"enqueued_at__year": "2026", "enqueued_at__month": "11", "enqueued_at__day": "20"}
         assert listed(client.get(TASKS_URL, day)) == [late.pk]
+
+    def test_sorts_only_by_indexed_columns(self, admin_client_as_superuser: Client) -> None:
+        early = enqueue(status=SUCCESSFUL, finished_at=ago(hours=2), started_at=later(hours=1))
+        late = enqueue(status=SUCCESSFUL, finished_at=ago(hours=1), started_at=ago(hours=3))
+        client = admin_client_as_superuser
+        columns = client.get(TASKS_URL).context["cl"].list_display
+        finished, started = columns.index("finished_at"), columns.index("started_at")
+        assert listed(client.get(TASKS_URL, {"o": f"{finished}"})) == [early.pk, late.pk]
+        assert listed(client.get(TASKS_URL, {"o": f"-{finished}"})) == [late.pk, early.pk]
+        # started_at has no index: the request is ignored and the default order applies.
+        assert listed(client.get(TASKS_URL, {"o": f"{started}"})) == [late.pk, early.pk]
+        assert listed(client.get(TASKS_URL, {"o": f"-{started}"})) == [late.pk, early.pk]
 
     def test_never_counts_the_whole_table_and_reads_no_row_twice(
         self, admin_client_as_superuser: Client

@@ -131,10 +131,16 @@ class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 class TaskChangeList(ChangeList):
-    """The changelist reads no argument or return value columns: they can be large."""
+    """The changelist reads no argument or return value columns (they can be large), and
+    sorts only by indexed columns, even when the URL asks for another."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
         return super().get_queryset(request, exclude_parameters).defer("arguments", "return_value")
+
+    def get_ordering_field(self, field_name: Any) -> Any:
+        if self.sortable_by is not None and field_name not in self.sortable_by:
+            return None
+        return super().get_ordering_field(field_name)
 
 
 @admin.register(TaskRecord)
