@@ -116,6 +116,20 @@ class TestChangelist:
         day = {"enqueued_at__year": "2026", "enqueued_at__month": "11", "enqueued_at__day": "20"}
         assert listed(client.get(TASKS_URL, day)) == [late.pk]
 
+    def test_date_drill_down_reads_bounds_of_the_table_not_of_the_filtered_rows(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        enqueue(enqueued_at=datetime(2024, 3, 5, 12, tzinfo=UTC))
+        enqueue(enqueued_at=datetime(2026, 11, 20, 8, tzinfo=UTC))
+        with CaptureQueriesContext(connection) as captured:
+            response = admin_client_as_superuser.get(TASKS_URL, {"status__exact": "RUNNING"})
+        assert listed(response) == []
+        years = re.findall(r"enqueued_at__year=(\d+)", response.content.decode())
+        assert sorted(set(years)) == ["2024", "2025", "2026"]
+        bounds = [q["sql"] for q in captured if "MIN(" in q["sql"].upper()]
+        assert len(bounds) == 1
+        assert "RUNNING" not in bounds[0]
+
     def test_sorts_only_by_indexed_columns(self, admin_client_as_superuser: Client) -> None:
         early = enqueue(status=SUCCESSFUL, finished_at=ago(hours=2), started_at=later(hours=1))
         late = enqueue(status=SUCCESSFUL, finished_at=ago(hours=1), started_at=ago(hours=3))

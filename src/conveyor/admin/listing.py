@@ -1,24 +1,20 @@
-"""What keeps the task changelist fast on big tables: a capped count, cheap date drill-down,
-and filters whose choices come from settings rather than from the table."""
+"""What keeps the task changelist fast on big tables: a capped count, a search by distinct
+task paths, and filters whose choices come from settings rather than from the table."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, tzinfo
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
-from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Max, Min, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.tasks import task_backends
-from django.utils import timezone
 
 from conveyor.backend import DatabaseBackend
-from conveyor.models import TaskRecord, TaskRecordQuerySet
+from conveyor.models import TaskRecord
 
 # Count matching rows up to this many; beyond, the changelist says "more than".
 COUNT_CAP = 10_000
@@ -43,68 +39,6 @@ class CappedCountPaginator(Paginator):  # type: ignore[type-arg]
         found: int = object_list.order_by()[: self.cap + 1].count()
         self.count_capped = found > self.cap
         return min(found, self.cap)
-
-
-class TaskAdminQuerySet(TaskRecordQuerySet):
-    """Task rows for the admin: the date hierarchy asks for period bounds, not a scan."""
-
-    def datetimes(
-        self,
-        field_name: str,
-        kind: Literal["year", "month", "week", "day", "hour", "minute", "second"],
-        order: Literal["ASC", "DESC"] = "ASC",
-        tzinfo: tzinfo | None = None,
-    ) -> Any:
-        """Every year, month or day between the first and the last value (two index reads).
-
-        Django's version selects the distinct periods, which reads every matching row; a
-        period between two busy ones may therefore be offered and turn out empty.
-        """
-        if kind not in ("year", "month", "day"):
-            return super().datetimes(field_name, kind, order, tzinfo)
-        bounds = self.aggregate(first=Min(field_name), last=Max(field_name))
-        if bounds["first"] is None:
-            return []
-        first, last = (_local(bounds[key], tzinfo) for key in ("first", "last"))
-        periods = list(_periods(first, last, kind))
-        return periods if order == "ASC" else periods[::-1]
-
-
-def task_admin_queryset(queryset: QuerySet[TaskRecord]) -> TaskAdminQuerySet:
-    return TaskAdminQuerySet(model=TaskRecord, query=queryset.query.chain(), using=queryset.db)
-
-
-def _local(value: datetime, zone: tzinfo | None) -> datetime:
-    if not settings.USE_TZ:
-        return value
-    return timezone.localtime(value, zone or timezone.get_current_timezone())
-
-
-def _periods(first: datetime, last: datetime, kind: str) -> Iterator[datetime]:
-    current = _truncate(first, kind)
-    while current <= last:
-        yield current
-        current = _next(current, kind)
-
-
-def _truncate(value: datetime, kind: str) -> datetime:
-    start = value.replace(hour=0, minute=0, second=0, microsecond=0)
-    if kind == "day":
-        return start
-    if kind == "month":
-        return start.replace(day=1)
-    return start.replace(month=1, day=1)
-
-
-def _next(value: datetime, kind: str) -> datetime:
-    # Wall-clock arithmetic in the value's own zone: midnights stay midnights across DST.
-    if kind == "year":
-        return value.replace(year=value.year + 1)
-    if kind == "month":
-        carry, month = divmod(value.month, 12)
-        return value.replace(year=value.year + carry, month=month + 1)
-    following = datetime.fromordinal(value.toordinal() + 1)
-    return following.replace(tzinfo=value.tzinfo)
 
 
 # Every distinct task path, found by walking the task_path index one value at a time: a probe

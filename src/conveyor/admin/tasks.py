@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,11 +17,11 @@ from django.http import HttpRequest, HttpResponse
 from django.tasks import TaskResultStatus
 from django.utils.html import format_html
 
+from conveyor.admin.dates import date_drilldown
 from conveyor.admin.listing import (
     BackendFilter,
     CappedCountPaginator,
     QueueFilter,
-    task_admin_queryset,
     task_paths,
 )
 from conveyor.admin.operations import Operation, describe, perform
@@ -131,11 +132,16 @@ class AttemptInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 class TaskChangeList(ChangeList):
-    """The changelist reads no argument or return value columns (they can be large), and
-    sorts only by indexed columns, even when the URL asks for another."""
+    """The changelist reads no argument or return value columns (they can be large), sorts
+    only by indexed columns (even when the URL asks for another), and drills down by date
+    from the table's bounds (see conveyor.admin.dates)."""
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
         return super().get_queryset(request, exclude_parameters).defer("arguments", "return_value")
+
+    @cached_property
+    def date_drilldown(self) -> dict[str, Any]:
+        return date_drilldown(self)
 
     def get_ordering_field(self, field_name: Any) -> Any:
         if self.sortable_by is not None and field_name not in self.sortable_by:
@@ -178,9 +184,6 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         ("Arguments and result", {"fields": DATA_FIELDS}),
     )
     readonly_fields = TASK_FIELDS + TIME_FIELDS + DATA_FIELDS
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskRecord]:
-        return task_admin_queryset(super().get_queryset(request))
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList
