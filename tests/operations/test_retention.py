@@ -205,7 +205,9 @@ def test_racing_retention_runs_purge_with_one_worker_only(task_options: Any) -> 
 def test_live_workers_purge_under_one_lease_and_hand_it_over_when_the_holder_dies(
     start_worker: Any,
 ) -> None:
-    options = {"purge": AUTOMATIC, "heartbeat_interval": 0.2, "worker_timeout": 1}
+    # Short beats make retention run often; the timeout (and so the lease) is generous, so
+    # that a stalled thread on a busy machine does not pass the lease on while both live.
+    options = {"purge": AUTOMATIC, "heartbeat_interval": 0.2, "worker_timeout": 3}
     old_history(finished=1500, stale=100)
     workers = {name: start_worker("--id", name, options=options) for name in ("ret-a", "ret-b")}
     wait_until(lambda: WorkerRecord.objects.count() == 2, what="both workers to register")

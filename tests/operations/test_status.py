@@ -192,7 +192,7 @@ def run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 
 @pytest.mark.process
 def test_check_against_a_real_worker(start_worker: Any, worker_env: Any) -> None:
-    options = {"heartbeat_interval": 1, "worker_timeout": 5}
+    options = {"heartbeat_interval": 1, "worker_timeout": 20}
     worker = start_worker("--queue", "other", options=options)
     busy = sleep.using(queue_name="other").enqueue(30)
     wait_until(
