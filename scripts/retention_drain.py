@@ -1,4 +1,5 @@
-"""Measure how automatic retention affects task throughput (PostgreSQL by default).
+"""Measure how automatic retention affects task throughput (PostgreSQL by default; set
+CONVEYOR_OPERATIONS_DATABASE=sqlite or mariadb for the others).
 
     .venv/bin/python -m scripts.retention_drain [--history 500000] [--tasks 20000]
 
@@ -21,11 +22,17 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 SETTINGS = "scripts.operations_settings"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
-os.environ.setdefault("CONVEYOR_OPERATIONS_DATABASE_NAME", "conveyor_drain")
+os.environ.setdefault(
+    "CONVEYOR_OPERATIONS_DATABASE_NAME",
+    "/tmp/conveyor-drain.sqlite3"
+    if os.environ.get("CONVEYOR_OPERATIONS_DATABASE") == "sqlite"
+    else "conveyor_drain",
+)
 
 import django  # noqa: E402
 
@@ -35,9 +42,10 @@ from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.tasks import task_backends  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from conveyor.backend import DatabaseBackend  # noqa: E402
-from conveyor.models import TaskRecord  # noqa: E402
+from conveyor.models import Attempt, TaskRecord  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402
 
@@ -65,11 +73,48 @@ def history() -> int:
 
 def top_up_history(rows: int) -> None:
     missing = rows - history()
-    if missing > 0:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(FILL_HISTORY, [HISTORY_PATH, missing])
-        with connection.cursor() as cursor:
-            cursor.execute("VACUUM ANALYZE conveyor_task")
+    if missing <= 0:
+        return
+    if connection.vendor != "postgresql":
+        insert_history(missing)
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(FILL_HISTORY, [HISTORY_PATH, missing])
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE conveyor_task")
+
+
+def insert_history(count: int, chunk: int = 5000) -> None:
+    """The same history through the ORM, for databases without generate_series."""
+    old = timezone.now() - timedelta(days=30)
+    for start in range(0, count, chunk):
+        size = min(chunk, count - start)
+        with transaction.atomic():
+            made = TaskRecord.objects.bulk_create(
+                TaskRecord(
+                    task_path=HISTORY_PATH,
+                    backend_name="default",
+                    queue_name="default",
+                    status="SUCCESSFUL",
+                    available_after=old,
+                    attempt_count=1,
+                    enqueued_at=old,
+                    started_at=old,
+                    last_attempted_at=old,
+                    finished_at=old,
+                )
+                for _ in range(size)
+            )
+            Attempt.objects.bulk_create(
+                Attempt(
+                    task=t,
+                    worker_id="old-worker",
+                    started_at=old,
+                    stopped_at=old,
+                    status="SUCCESSFUL",
+                )
+                for t in made
+            )
 
 
 def enqueue(backend: DatabaseBackend, count: int) -> None:
