@@ -7,6 +7,7 @@ which errors are worth retrying, and how they wake idle workers.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -93,11 +94,15 @@ class Written:
 
 @dataclass(slots=True)
 class _Batch:
+    """The writes of one finish batch, grouped so that equal updates share one statement."""
+
     now: datetime
-    finals: list[TaskRecord] = field(default_factory=list)
-    retries: list[TaskRecord] = field(default_factory=list)
+    updates: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = field(default_factory=dict)
     attempts: list[tuple[Attempt, TaskError | None]] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
+
+    def update(self, pk: int, key: tuple[Any, ...], values: dict[str, Any]) -> None:
+        self.updates.setdefault(key, (values, []))[1].append(pk)
 
 
 class TaskStore:
@@ -241,20 +246,31 @@ class TaskStore:
         now = rows[0][2] if rows else self.database_now()
         return {pk: attempt for pk, attempt, _ in rows}, now
 
+    def decide(self, outcome: Outcome) -> tuple[TaskResultStatus, timedelta | None]:
+        """The state an outcome leaves its task in, and the retry's delay (None: final)."""
+        if outcome.status != FAILED:
+            return outcome.status, None
+        record = outcome.record
+        delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
+        return (FAILED, None) if delay is None else (READY, delay)
+
     def _settle(self, batch: _Batch, outcome: Outcome) -> None:
         record = outcome.record
-        status, delay = outcome.status, None
-        if status == FAILED:
-            delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
-        update = TaskRecord(pk=record.pk, worker_id="")
+        status, delay = self.decide(outcome)
         if delay is not None:
-            update.status, update.available_after = READY, batch.now + delay
-            batch.retries.append(update)
-            batch.written.append(Written(outcome, READY, None, update.available_after))
+            available_after = batch.now + delay
+            values = {"status": READY, "available_after": available_after, "worker_id": ""}
+            batch.update(record.pk, (READY, available_after), values)
+            batch.written.append(Written(outcome, READY, None, available_after))
         else:
-            update.status, update.finished_at = status, batch.now
-            update.return_value = outcome.return_value if status == SUCCESSFUL else None
-            batch.finals.append(update)
+            value = outcome.return_value if status == SUCCESSFUL else None
+            values = {
+                "status": status,
+                "finished_at": batch.now,
+                "return_value": value,
+                "worker_id": "",
+            }
+            batch.update(record.pk, (status, json.dumps(value, sort_keys=True)), values)
             batch.written.append(Written(outcome, status, batch.now, None))
         attempt = Attempt(
             task_id=record.pk,
@@ -267,12 +283,9 @@ class TaskStore:
 
     def _write(self, batch: _Batch) -> None:
         manager = TaskRecord.objects.using(self.using)
-        if batch.finals:
-            manager.bulk_update(
-                batch.finals, ["status", "finished_at", "return_value", "worker_id"]
-            )
-        if batch.retries:
-            manager.bulk_update(batch.retries, ["status", "available_after", "worker_id"])
+        # Tasks that ended alike (typically: succeeded, returned None) share one UPDATE.
+        for values, ids in batch.updates.values():
+            manager.filter(pk__in=ids).update(**values)
         self._insert_attempts(batch.attempts)
 
     def _insert_attempts(self, attempts: list[tuple[Attempt, TaskError | None]]) -> None:

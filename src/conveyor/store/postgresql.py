@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from typing import Any
+
 from django.db import DatabaseError
 
-from conveyor.models import TaskRecord
-from conveyor.store.base import QueueFilter, TaskStore
+from conveyor.models import Attempt, Error, TaskRecord
+from conveyor.store.base import (
+    READY,
+    SUCCESSFUL,
+    Outcome,
+    QueueFilter,
+    TaskStore,
+    Written,
+    log_lost_fence,
+)
 
 # The channel the conveyor_task insert trigger notifies (see migration 0002).
 NOTIFY_CHANNEL = "conveyor_tasks"
@@ -30,6 +42,47 @@ WHERE task.id = picked.id AND task.status = 'READY'
 RETURNING task.*
 """
 
+# Finish: record a batch of ended attempts in one statement. The UPDATE is the fence (only
+# rows this worker still holds for the same attempt change); attempts and errors are written
+# for exactly the rows it changed. A retry's delay is added to the database clock.
+FINISH_SQL = """
+WITH outcome (id, attempt, status, attempt_status, return_value, retry_in, error_class,
+              error_traceback) AS (
+    VALUES {rows}
+),
+held AS (
+    UPDATE {task} AS task
+    SET status = outcome.status,
+        finished_at = CASE WHEN outcome.status = 'READY' THEN NULL ELSE STATEMENT_TIMESTAMP() END,
+        return_value = outcome.return_value,
+        available_after = CASE WHEN outcome.status = 'READY'
+            THEN STATEMENT_TIMESTAMP() + outcome.retry_in * INTERVAL '1 second'
+            ELSE task.available_after END,
+        worker_id = ''
+    FROM outcome
+    WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt
+        AND task.status = 'RUNNING' AND task.worker_id = %s
+    RETURNING task.id, task.last_attempted_at, task.available_after
+),
+attempt AS (
+    INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status)
+    SELECT held.id, %s, held.last_attempted_at, STATEMENT_TIMESTAMP(), outcome.attempt_status
+    FROM held JOIN outcome ON outcome.id = held.id
+    RETURNING id, task_id
+),
+error AS (
+    INSERT INTO {error} (attempt_id, exception_class_path, traceback)
+    SELECT attempt.id, outcome.error_class, outcome.error_traceback
+    FROM attempt JOIN outcome ON outcome.id = attempt.task_id
+    WHERE outcome.error_class IS NOT NULL
+)
+SELECT held.id, held.available_after, STATEMENT_TIMESTAMP() FROM held
+"""
+FINISH_ROW = (
+    "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::jsonb, %s::float8, %s::varchar, "
+    "%s::text)"
+)
+
 # SQLSTATEs of lock conflicts: serialization_failure, deadlock_detected, lock_not_available.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
@@ -45,6 +98,46 @@ class PostgreSQLStore(TaskStore):
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [self.backend_name, *queue_params, limit, worker_id])
             return self.records_from_cursor(cursor)
+
+    def _finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        params: list[Any] = []
+        decided = []
+        for outcome in outcomes:
+            status, delay = self.decide(outcome)
+            decided.append((outcome, status))
+            error = outcome.error
+            value = outcome.return_value if status == SUCCESSFUL else None
+            params += [
+                outcome.record.pk,
+                outcome.record.attempt_count,
+                status,
+                outcome.status,
+                None if value is None else json.dumps(value),
+                None if delay is None else delay.total_seconds(),
+                error.exception_class_path if error else None,
+                error.traceback if error else None,
+            ]
+        quote = self.connection.ops.quote_name
+        sql = FINISH_SQL.format(
+            rows=", ".join([FINISH_ROW] * len(outcomes)),
+            task=quote(TaskRecord._meta.db_table),
+            attempt=quote(Attempt._meta.db_table),
+            error=quote(Error._meta.db_table),
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*params, worker_id, worker_id])
+            held = {pk: (available_after, now) for pk, available_after, now in cursor.fetchall()}
+        written = []
+        for outcome, status in decided:
+            if outcome.record.pk not in held:
+                log_lost_fence(outcome.record, worker_id)
+                continue
+            available_after, now = held[outcome.record.pk]
+            if status == READY:
+                written.append(Written(outcome, status, None, available_after))
+            else:
+                written.append(Written(outcome, status, now, None))
+        return written
 
     def wake_workers(self) -> None:
         # Inserts notify through the conveyor_task trigger; this is for other changes.

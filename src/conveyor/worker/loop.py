@@ -138,28 +138,37 @@ class Worker:
                 self.wakeup.wait(timeout)
 
     def _step(self) -> int | None:
-        """Flush and claim; return how many tasks were claimed (None: no free slot, or
-        stopping)."""
+        """Claim into free slots and flush what is due; return how many tasks were claimed
+        (None when no slot was free or the worker is stopping)."""
         if self._claim_uncertain:
             self._reconcile()
-        if self.pool.idle() or self._stopping_at is not None:
-            # Nothing runs, so nothing will join the batch; write it before claiming, which
-            # also lets a retry that is due at once be claimed in this step.
+        if self._stopping_at is not None:
             self._flush(force=True)
-        claimed, free = None, self.pool.free()
-        if self._stopping_at is None and free > 0:
-            self._claim_uncertain = True  # until the reply arrives, we may hold unknown rows
-            records = self.store.claim(
-                worker_id=self.identity.worker_id, queues=self.settings.queues, limit=free
-            )
-            self._claim_uncertain = False
-            histories = self._histories(records)
-            for record in records:
-                self.pool.submit(record, histories.get(record.pk, []))
-            claimed = len(records)
-        # Batch finished attempts while busy; write at once when the queue ran dry.
-        self._flush(force=claimed is not None and claimed < free)
+            return None
+        free = self.pool.free()
+        if free <= 0:
+            self._flush()
+            return None
+        claimed = self._claim(free)
+        if claimed < free and self._has_pending():
+            # The queue ran dry: nothing will join the batch, so write it now; a retry it
+            # schedules at once is due right away, so look again.
+            self._flush(force=True)
+            claimed += self._claim(self.pool.free())
+        else:
+            self._flush()
         return claimed
+
+    def _claim(self, limit: int) -> int:
+        self._claim_uncertain = True  # until the reply arrives, we may hold unknown rows
+        records = self.store.claim(
+            worker_id=self.identity.worker_id, queues=self.settings.queues, limit=limit
+        )
+        self._claim_uncertain = False
+        histories = self._histories(records)
+        for record in records:
+            self.pool.submit(record, histories.get(record.pk, []))
+        return len(records)
 
     def _timeout(self, claimed: int | None) -> float:
         """How long to wait for a wake-up before the next step."""
