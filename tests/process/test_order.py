@@ -28,7 +28,9 @@ def test_priority_orders_tasks_available_at_the_same_moment(start_worker: Any) -
     TaskRecord.objects.filter(pk=earlier.id).update(available_after=ago(minutes=2))
     worker = start_worker("--oneshot")
     assert worker.wait() == 0, worker.log()
-    ran = list(Execution.objects.exclude(label__startswith="signal:").values_list("label", flat=True))
+    ran = list(
+        Execution.objects.exclude(label__startswith="signal:").values_list("label", flat=True)
+    )
     assert ran == ["earlier", "p100", "p50", "p10", "p0", "p-20"]
 
 

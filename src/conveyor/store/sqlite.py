@@ -10,7 +10,10 @@ from django.db import DatabaseError, OperationalError, transaction
 from conveyor.models import TaskRecord
 from conveyor.store.base import QueueFilter, TaskStore
 
-NOW = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f', 'NOW')"
+# The database clock in the text form Django stores datetimes in: SQLite's %f has
+# milliseconds only, so pad to microseconds. Unpadded, "12:00:00.123" sorts before a
+# run_after of "12:00:00.123456" and the task would start up to a millisecond early.
+NOW = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f000', 'NOW')"
 
 # SQLite has one writer at a time, so the write transaction that claims is the lock: no other
 # worker can read the same READY rows as claimable until it commits.
