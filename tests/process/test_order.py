@@ -9,7 +9,7 @@ import pytest
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from conveyor.models import TaskRecord
+from conveyor.models import TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.factories import ago
 from tests.tasksapp.models import Execution
@@ -35,8 +35,7 @@ def test_priority_orders_tasks_available_at_the_same_moment(start_worker: Any) -
 
 
 def test_deferred_task_waits_for_run_after(start_worker: Any) -> None:
-    run_after = timezone.now() + timedelta(seconds=3)
-    deferred = record.using(run_after=run_after).enqueue("deferred")
+    deferred = record.using(run_after=timezone.now() + timedelta(minutes=5)).enqueue("later")
     now = record.enqueue("now")
     worker = start_worker("--oneshot")
     assert worker.wait() == 0, worker.log()
@@ -46,6 +45,9 @@ def test_deferred_task_waits_for_run_after(start_worker: Any) -> None:
     assert deferred.status == TaskResultStatus.READY  # not due yet: a oneshot worker leaves it
 
     start_worker("--delay-max", "500")
+    wait_until(WorkerRecord.objects.exists, what="the worker to start")
+    run_after = timezone.now() + timedelta(seconds=2)
+    record.using(run_after=run_after).enqueue("deferred")
     wait_until(lambda: Execution.objects.filter(label="deferred").exists(), timeout=30)
     started = Execution.objects.get(label="deferred").created_at
     assert started >= run_after
