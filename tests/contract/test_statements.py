@@ -1,0 +1,52 @@
+"""Statements per task stay few, and do not grow with the size of a batch."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.tasks import TaskResultStatus
+from django.test.utils import CaptureQueriesContext
+
+from conveyor import enqueue_many
+from conveyor.backend import DatabaseBackend
+from conveyor.store import Outcome
+from tests.factories import claim_all
+from tests.tasksapp.tasks import noop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def count(action: object) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        action()  # type: ignore[operator]
+    return len(queries)
+
+
+def test_enqueue_is_one_statement() -> None:
+    assert count(lambda: noop.enqueue()) == 1
+
+
+def test_bulk_enqueue_is_one_insert_per_thousand_rows() -> None:
+    statements = count(lambda: enqueue_many(noop, [((), {})] * 2500))
+    assert statements == 1 + 3 + 1  # BEGIN, three INSERTs, COMMIT
+
+
+@pytest.mark.parametrize("size", [1, 50])
+def test_claim_and_finish_cost_the_same_for_one_task_or_fifty(
+    backend: DatabaseBackend, size: int
+) -> None:
+    enqueue_many(noop, [((), {})] * size)
+    claimed: list = []
+    claim_statements = count(lambda: claimed.extend(claim_all(backend.store, "w", limit=size)))
+    assert len(claimed) == size
+    outcomes = [Outcome(r, TaskResultStatus.SUCCESSFUL) for r in claimed]
+    finish_statements = count(lambda: backend.store.finish(worker_id="w", outcomes=outcomes))
+    expected = {  # round trips, BEGIN and COMMIT included
+        # one UPDATE ... RETURNING; one statement that fences, updates and inserts attempts
+        "postgresql": (1, 1),
+        # UPDATE ... RETURNING in an immediate transaction; fence, UPDATE, INSERT attempts
+        "sqlite": (3, 5),
+        # SELECT ... FOR UPDATE SKIP LOCKED and UPDATE; fence, UPDATE, INSERT attempts
+        "mysql": (4, 5),
+    }[connection.vendor]
+    assert (claim_statements, finish_statements) == expected
