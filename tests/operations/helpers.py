@@ -10,6 +10,7 @@ from django.tasks.base import TaskError
 
 from conveyor.models import TaskRecord
 from conveyor.store import Outcome, TaskStore
+from tests.conftest import wait_until
 from tests.factories import claim_all, enqueue
 
 
@@ -43,3 +44,11 @@ def succeed_once(store: TaskStore, value: Any = 3) -> TaskRecord:
         worker_id="w1", outcomes=[Outcome(claimed, TaskResultStatus.SUCCESSFUL, return_value=value)]
     )
     return TaskRecord.objects.get(pk=row.pk)
+
+
+def claim_due(store: TaskStore, worker_id: str) -> list[TaskRecord]:
+    """Claim the one task, waiting out a retry that is due this very millisecond (SQLite
+    compares times as text, and a retry's time may carry more digits than its clock)."""
+    claimed: list[TaskRecord] = wait_until(lambda: claim_all(store, worker_id), timeout=5)
+    assert len(claimed) == 1
+    return claimed

@@ -16,7 +16,7 @@ from conveyor.store import Outcome
 from conveyor.store.actions import cancel, retry, run_now
 from tests.conftest import wait_until
 from tests.factories import ago, claim_all, enqueue, later
-from tests.operations.helpers import fail_once, finish_failed
+from tests.operations.helpers import claim_due, fail_once, finish_failed
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import fail_until, record
 
@@ -151,14 +151,6 @@ class TestCancel:
         cancel(backend.store, [row.pk], cancelled_by="ops")
         assert retry(backend.store, [row.pk]).changed == (row.pk,)
         assert [r.pk for r in claim_all(backend.store)] == [row.pk]
-
-
-def claim_due(store: Any, worker_id: str) -> list[TaskRecord]:
-    """Claim the one task, waiting out a retry that is due this very millisecond (SQLite
-    compares times as text, and a retry's time may carry more digits than its clock)."""
-    claimed: list[TaskRecord] = wait_until(lambda: claim_all(store, worker_id), timeout=5)
-    assert len(claimed) == 1
-    return claimed
 
 
 def task_runs() -> Any:

@@ -19,7 +19,7 @@ from conveyor.backend import DatabaseBackend
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store import Outcome
 from tests.factories import ago, claim_all, enqueue, later
-from tests.operations.helpers import fail_once, finish_failed, succeed_once
+from tests.operations.helpers import claim_due, fail_once, finish_failed, succeed_once
 from tests.tasksapp.tasks import echo
 
 pytestmark = pytest.mark.django_db
@@ -189,7 +189,7 @@ class TestDetail:
     ) -> None:
         row = enqueue(echo, "first-arg", queue_name="low_priority")
         finish_failed(backend.store, claim_all(backend.store, "worker-one"))
-        (claimed,) = claim_all(backend.store, "worker-two")
+        (claimed,) = claim_due(backend.store, "worker-two")
         backend.store.finish(
             worker_id="worker-two",
             outcomes=[Outcome(claimed, SUCCESSFUL, return_value={"answer": 42})],

@@ -211,7 +211,7 @@ def test_live_workers_purge_under_one_lease_and_hand_it_over_when_the_holder_die
     old_history(finished=1500, stale=100)
     workers = {name: start_worker("--id", name, options=options) for name in ("ret-a", "ret-b")}
     wait_until(lambda: WorkerRecord.objects.count() == 2, what="both workers to register")
-    holders = set()
+    holders: set[str] = set()
 
     def purged() -> bool:
         holders.update(Lease.objects.filter(name=LEASE).values_list("holder", flat=True))
