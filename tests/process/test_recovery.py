@@ -129,6 +129,7 @@ def test_a_frozen_worker_cannot_overwrite_what_recovery_decided(start_worker: An
     assert row.status == TaskResultStatus.SUCCESSFUL
     assert row.return_value == 2  # the rescuer's attempt, not the zombie's
     assert history(result.id) == [("FAILED", LOST), ("SUCCESSFUL", "")]
-    assert zombie.alive() and rescuer.alive()
+    assert zombie.alive()
+    assert rescuer.alive()
     # The zombie noticed it had been declared dead and registered again.
     wait_until(lambda: WorkerRecord.objects.count() == 2, timeout=10, what="re-registration")

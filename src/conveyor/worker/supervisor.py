@@ -87,7 +87,11 @@ class Supervisor:
 
 
 def child_command(argv: Sequence[str]) -> list[str]:
-    """This process's command line, run as a single worker process."""
+    """The interpreter's original command line (`sys.orig_argv`), as one worker process.
+
+    The original line keeps how the command was started: `manage.py`, `django-admin` or
+    `python -m django`.
+    """
     args, skip = [], False
     for arg in argv[1:]:
         if skip:
@@ -96,7 +100,7 @@ def child_command(argv: Sequence[str]) -> list[str]:
         if arg in ("--processes", "-p"):
             skip = True
             continue
-        if arg.startswith("--processes="):
+        if arg.startswith("--processes=") or (arg.startswith("-p") and arg[2:].isdigit()):
             continue
         args.append(arg)
-    return [sys.executable, argv[0], *args, "--processes", "1"]
+    return [sys.executable, *args, "--processes", "1"]

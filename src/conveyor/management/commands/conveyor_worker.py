@@ -114,7 +114,7 @@ class Command(BaseCommand):
         if options["processes"] > 1:
             if options["oneshot"]:
                 raise CommandError("--oneshot runs in one process; drop --processes")
-            sys.exit(Supervisor(child_command(sys.argv), options["processes"]).run())
+            sys.exit(Supervisor(child_command(sys.orig_argv), options["processes"]).run())
         configure_logging(options["verbosity"])
         worker = Worker(backend.store, make_identity(worker_id(options["worker_id"])), settings)
         install_signal_handlers(worker)
