@@ -244,37 +244,63 @@ class Run:
                     f"{vendor} {system.name}: {o.history_rows:,} history rows in "
                     f"{found['seconds']:.1f}s"
                 )
-        label = f"drain on {o.history_rows:,} finished rows, 1 process, {o.history_tasks:,} tasks"
-        entry = self.entry(vendor, "history", label, "tasks/s", higher_is_better=True)
+        n = f"{o.history_tasks:,} tasks"
+        rows = f"{o.history_rows:,}"
+        plain = self.entry(
+            vendor,
+            "history_plain",
+            f"drain, 1 process, {n}, empty table",
+            "tasks/s",
+            higher_is_better=True,
+        )
+        entry = self.entry(
+            vendor,
+            "history",
+            f"drain, 1 process, {n}, on {rows} finished rows",
+            "tasks/s",
+            higher_is_better=True,
+        )
         slowdown = self.entry(
             vendor,
             "history_slowdown",
-            "history slowdown: busy rate without / with",
+            "history slowdown: busy rate empty / with history",
             "ratio",
             higher_is_better=False,
         )
-        baseline = self.entries.get(vendor, {}).get("drain_1")
         for repeat in range(o.repeats):
             for system in ready:
                 if system.name != CONVEYOR and not self.runs_peers(repeat):
                     continue
-                found = self.attempt(
-                    f"{vendor} {system.name} history drain",
-                    harness.history_drain,
-                    system,
-                    o.history_tasks,
-                )
-                entry.add(system.name, rate(found), found)
-                without = busy_rate_median(baseline, system.name) if baseline else None
-                with_history = busy_rate(found)
-                ratio = without / with_history if without and with_history else None
-                slowdown.add(system.name, ratio)
-                say(
-                    f"{vendor} {system.name} history #{repeat + 1}: {rate_text(found)}"
-                    + (f", slowdown {ratio:.2f}" if ratio else "")
-                )
+                self.history_pair(vendor, harness, system, repeat, (plain, entry, slowdown))
         for system in ready:
             self.attempt(f"{vendor} {system.name} drop history", harness.drop_history, system)
+
+    def history_pair(
+        self,
+        vendor: str,
+        harness: Harness,
+        system: System,
+        repeat: int,
+        entries: tuple[Entry, Entry, Entry],
+    ) -> None:
+        """A plain drain and, right after it, the history drain: both meet the machine in
+        the same state."""
+        plain, entry, slowdown = entries
+        count = self.options.history_tasks
+        what = f"{vendor} {system.name}"
+        without = self.attempt(
+            f"{what} plain drain", harness.drain, system, self.variant("drain_1"), count
+        )
+        found = self.attempt(f"{what} history drain", harness.history_drain, system, count)
+        plain.add(system.name, rate(without), without)
+        entry.add(system.name, rate(found), found)
+        before, after = busy_rate(without), busy_rate(found)
+        ratio = before / after if before and after else None
+        slowdown.add(system.name, ratio)
+        say(
+            f"{what} history #{repeat + 1}: {rate_text(without)} empty, {rate_text(found)} "
+            "with history" + (f", slowdown {ratio:.2f}" if ratio else "")
+        )
 
     def statements(self, vendor: str, harness: Harness, system: System) -> None:
         o = self.options
@@ -350,7 +376,3 @@ def busy_rate(found: dict[str, Any] | None) -> float | None:
     if not found or not found.get("busy_seconds"):
         return None
     return (float(found["count"]) - 1) / float(found["busy_seconds"])
-
-
-def busy_rate_median(entry: Entry, system: str) -> float | None:
-    return report.median(busy_rate(raw) for raw in entry.raw.get(system, []))

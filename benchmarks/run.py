@@ -96,8 +96,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peer-repeats",
         type=positive,
-        help="repeats of the peers' drains, capped by --repeats (default 1: a 20,000-task "
-        "drain takes them 1-2 minutes)",
+        help="repeats of the peers' drains, capped by --repeats (default 1: they drain a "
+        "few hundred tasks per second, and each of their drains takes half a minute)",
     )
     p.add_argument("--history-rows", type=positive, help="finished rows (default 1000000)")
     p.add_argument("--history-tasks", type=positive, help="tasks drained on the history")
