@@ -15,9 +15,9 @@ from tests.tasksapp.tasks import add
 ALL_QUEUES = QueueFilter()
 
 
-def enqueue(task: Task = add, *args: Any, **fields: Any) -> TaskRecord:
+def enqueue(task: Task[Any, Any] = add, *args: Any, **fields: Any) -> TaskRecord:
     """Enqueue through the backend, then set row fields directly (e.g. available_after)."""
-    result: TaskResult = task.enqueue(*(args or (1, 2)))
+    result: TaskResult[Any, Any] = task.enqueue(*(args or (1, 2)))
     if fields:
         TaskRecord.objects.filter(pk=result.id).update(**fields)
     return TaskRecord.objects.get(pk=result.id)

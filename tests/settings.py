@@ -66,7 +66,10 @@ TASKS = {
 }
 
 # Worker processes started by a test may get other OPTIONS (short heartbeats, retries).
-TASKS["default"]["OPTIONS"].update(json.loads(os.environ.get("CONVEYOR_TASKS_OPTIONS", "{}")))
+TASKS["default"]["OPTIONS"] = {
+    **TASKS["default"]["OPTIONS"],  # type: ignore[dict-item]
+    **json.loads(os.environ.get("CONVEYOR_TASKS_OPTIONS", "{}")),
+}
 
 LOGGING = {
     "version": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core import checks
@@ -18,7 +18,7 @@ from django.utils.json import normalize_json
 
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.models import QUEUE_NAME_MAX_LENGTH, TaskRecord
-from conveyor.results import build_result, make_result
+from conveyor.results import AnyResult, AnyTask, build_result, make_result
 from conveyor.store import TaskStore, store_for
 
 MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
@@ -50,7 +50,7 @@ class DatabaseBackend(BaseTaskBackend):
             using=router.db_for_write(TaskRecord),
         )
 
-    def validate_task(self, task: Task) -> None:
+    def validate_task(self, task: AnyTask) -> None:
         """Check that this backend can run the task; raise InvalidTask if not."""
         super().validate_task(task)
         if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH:
@@ -59,18 +59,22 @@ class DatabaseBackend(BaseTaskBackend):
                 f"{QUEUE_NAME_MAX_LENGTH} characters."
             )
 
-    def enqueue(self, task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> TaskResult:
+    def enqueue[**P, R](
+        self, task: Task[P, R], args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskResult[P, R]:
         """Queue up a task to be executed."""
         record = self.prepare(task, args, kwargs)
         self.store.insert([record])
-        return self.announce(task, record)
+        return cast("TaskResult[P, R]", self.announce(task, record))
 
-    def prepare(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
+    def prepare(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
         """Validate a task and its arguments into an unsaved row; raise before storing."""
         self.validate_task(task)
         return self.record_for(task, args, kwargs)
 
-    def record_for(self, task: Task, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
+    def record_for(
+        self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> TaskRecord:
         """The unsaved row of a validated task; raise TypeError if the arguments are not JSON."""
         record = TaskRecord(
             task_path=task.module_path,
@@ -85,13 +89,13 @@ class DatabaseBackend(BaseTaskBackend):
             record.available_after = task.run_after
         return record
 
-    def announce(self, task: Task, record: TaskRecord) -> TaskResult:
+    def announce(self, task: AnyTask, record: TaskRecord) -> AnyResult:
         """Build the result of a stored row and send task_enqueued."""
         result = make_result(record, task=task, errors=[], worker_ids=[])
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> AnyResult:
         """Retrieve a task result by id; raise TaskResultDoesNotExist if there is none."""
         pk = parse_result_id(result_id)
         try:
@@ -100,11 +104,11 @@ class DatabaseBackend(BaseTaskBackend):
             raise TaskResultDoesNotExist(result_id) from None
         return build_result(record, record.attempts.select_related("error"))
 
-    async def aget_result(self, result_id: str) -> TaskResult:
+    async def aget_result(self, result_id: str) -> AnyResult:
         """See get_result()."""
         return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
 
-    def get_results(self, task: Task) -> Iterator[TaskResult]:
+    def get_results[**P, R](self, task: Task[P, R]) -> Iterator[TaskResult[P, R]]:
         """Every result of one task, newest first."""
         records = (
             self.store.tasks.filter(task_path=task.module_path)
@@ -112,19 +116,22 @@ class DatabaseBackend(BaseTaskBackend):
             .prefetch_related("attempts__error")
         )
         for record in records.iterator(chunk_size=500):
-            yield build_result(record, record.attempts.all(), task=task)
+            yield cast("TaskResult[P, R]", build_result(record, record.attempts.all(), task=task))
 
-    def check(self, **kwargs: Any) -> Iterator[checks.CheckMessage]:
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Report configuration problems of this backend."""
         from django.apps import apps
 
-        if not apps.is_installed("conveyor"):
-            yield checks.Error(
+        if apps.is_installed("conveyor"):
+            return []
+        return [
+            checks.Error(
                 f"TASKS[{self.alias!r}] uses conveyor.backend.DatabaseBackend, "
                 "but 'conveyor' is not in INSTALLED_APPS.",
                 hint="Add 'conveyor' to INSTALLED_APPS and run migrate.",
                 id="conveyor.E001",
             )
+        ]
 
 
 def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:

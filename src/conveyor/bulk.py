@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.tasks import Task, TaskResult
 
 from conveyor.backend import DatabaseBackend
 from conveyor.models import TaskRecord
+from conveyor.results import AnyTask
 
 
-def enqueue_many(
-    task: Task, calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
-) -> list[TaskResult]:
+def enqueue_many[**P, R](
+    task: Task[P, R], calls: Iterable[tuple[Sequence[Any], Mapping[str, Any]]]
+) -> list[TaskResult[P, R]]:
     """Queue up one task many times, all or nothing; return the results in order.
 
     Every call is validated before anything is stored; the rows are inserted in batches of
@@ -30,10 +31,10 @@ def enqueue_many(
     if not records:
         return []
     backend.store.insert(records)
-    return [backend.announce(task, record) for record in records]
+    return [cast("TaskResult[P, R]", backend.announce(task, r)) for r in records]
 
 
-def record(backend: DatabaseBackend, task: Task, index: int, call: object) -> TaskRecord:
+def record(backend: DatabaseBackend, task: AnyTask, index: int, call: object) -> TaskRecord:
     """The unsaved row of one call; raise TypeError naming the item if it is bad."""
     try:
         return backend.record_for(task, *checked_call(index, call))

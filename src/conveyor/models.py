@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from django.db import models
 from django.db.models.functions import Now
 from django.tasks import TaskResultStatus
@@ -61,7 +59,7 @@ class TaskRecord(models.Model):
     # The worker holding the task while it is RUNNING; empty otherwise.
     worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, blank=True, default="")
 
-    objects: ClassVar[models.Manager[TaskRecord]] = TaskRecordQuerySet.as_manager()  # type: ignore[assignment]
+    objects = TaskRecordQuerySet.as_manager()
 
     class Meta:
         db_table = "conveyor_task"

@@ -14,12 +14,15 @@ from django.utils.module_loading import import_string
 
 from conveyor.models import Attempt, TaskRecord
 
+type AnyTask = Task[..., Any]
+type AnyResult = TaskResult[..., Any]
+
 _TASK_FIELDS = tuple(f.name for f in fields(Task))
 _STORED = object()
 
 
 @lru_cache(maxsize=1024)
-def import_task(task_path: str) -> Task:
+def import_task(task_path: str) -> AnyTask:
     """Import the Task object a path names; raise ImportError if it is not one."""
     try:
         task = import_string(task_path)
@@ -32,7 +35,7 @@ def import_task(task_path: str) -> Task:
     return task
 
 
-def stored_task(record: TaskRecord) -> Task:
+def stored_task(record: TaskRecord) -> AnyTask:
     """The Task as it was enqueued: its function, with the row's priority, queue and run_after."""
     return rebuild_task(
         import_task(record.task_path),
@@ -43,7 +46,7 @@ def stored_task(record: TaskRecord) -> Task:
     )
 
 
-def rebuild_task(task: Task, **changes: Any) -> Task:
+def rebuild_task(task: AnyTask, **changes: Any) -> AnyTask:
     """Copy a Task with changes, without validating it again.
 
     A stored task stays readable after its queue leaves QUEUES; validation belongs to enqueue.
@@ -64,8 +67,8 @@ def error_of(attempt: Attempt) -> TaskError | None:
 
 
 def build_result(
-    record: TaskRecord, attempts: Iterable[Attempt], *, task: Task | None = None
-) -> TaskResult:
+    record: TaskRecord, attempts: Iterable[Attempt], *, task: AnyTask | None = None
+) -> AnyResult:
     """Build the TaskResult of a row and its attempts (oldest first)."""
     attempts = list(attempts)
     worker_ids = [attempt.worker_id for attempt in attempts]
@@ -83,16 +86,16 @@ def build_result(
 def make_result(
     record: TaskRecord,
     *,
-    task: Task,
+    task: AnyTask,
     errors: Sequence[TaskError],
     worker_ids: Sequence[str],
     status: TaskResultStatus | None = None,
     finished_at: datetime | None = None,
     return_value: Any = _STORED,
-) -> TaskResult:
+) -> AnyResult:
     """Assemble a TaskResult; the keyword arguments override what the row says."""
     arguments = record.arguments if isinstance(record.arguments, dict) else {}
-    result = TaskResult(
+    result: AnyResult = TaskResult(
         task=task,
         id=str(record.pk),
         status=TaskResultStatus(status or record.status),

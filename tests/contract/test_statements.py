@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
+from conveyor.models import TaskRecord
 from conveyor.store import Outcome
 from tests.factories import claim_all
 from tests.tasksapp.tasks import noop
@@ -36,7 +37,7 @@ def test_claim_and_finish_cost_the_same_for_one_task_or_fifty(
     backend: DatabaseBackend, size: int
 ) -> None:
     enqueue_many(noop, [((), {})] * size)
-    claimed: list = []
+    claimed: list[TaskRecord] = []
     claim_statements = count(lambda: claimed.extend(claim_all(backend.store, "w", limit=size)))
     assert len(claimed) == size
     outcomes = [Outcome(r, TaskResultStatus.SUCCESSFUL) for r in claimed]

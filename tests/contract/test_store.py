@@ -76,7 +76,9 @@ def test_claim_takes_at_most_limit_most_urgent(backend: DatabaseBackend) -> None
 def test_run_after_in_the_future_is_not_claimed(backend: DatabaseBackend) -> None:
     add.using(run_after=later(hours=1)).enqueue(1, 1)
     assert claim_all(backend.store) == []
-    assert backend.store.next_available_at(QueueFilter()) > later(minutes=59)
+    next_at = backend.store.next_available_at(QueueFilter())
+    assert next_at is not None
+    assert next_at > later(minutes=59)
 
 
 def test_queue_filters(backend: DatabaseBackend) -> None:
@@ -109,6 +111,7 @@ def test_success_is_recorded_once_with_its_attempt(backend: DatabaseBackend) -> 
     assert result.return_value == {"n": [1, 2]}
     assert result.worker_ids == ["w"]
     assert result.finished_at is not None
+    assert result.started_at is not None
     assert result.finished_at >= result.started_at
     attempt = Attempt.objects.get(task_id=record.pk)
     assert (attempt.status, attempt.worker_id) == (SUCCESSFUL, "w")

@@ -65,7 +65,8 @@ def test_workers_ride_out_connection_cuts_and_lose_nothing(
     ]
     rng = random.Random(7)
     for cut in range(3):
-        wait_until(lambda n=cut: finished() >= TASKS * (n + 1) // 5, timeout=120, what="progress")
+        target = TASKS * (cut + 1) // 5
+        wait_until(lambda: finished() >= target, timeout=120, what="progress")  # noqa: B023
         proxy.sever()
         time.sleep(rng.uniform(1.0, 3.0))
         proxy.restore()

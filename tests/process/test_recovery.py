@@ -28,7 +28,7 @@ def started(result_id: str, attempt: int = 1) -> bool:
 
 
 def history(result_id: str) -> list[tuple[str, str]]:
-    attempts = Attempt.objects.filter(task_id=result_id).select_related("error").order_by("id")
+    attempts = Attempt.objects.filter(task_id=int(result_id)).select_related("error").order_by("id")
     return [
         (a.status, a.error.exception_class_path if hasattr(a, "error") else "") for a in attempts
     ]

@@ -28,7 +28,7 @@ def echo(*args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 @task(takes_context=True)
-def record(context: TaskContext, label: str = "", sleep: float = 0.0) -> int:
+def record(context: TaskContext[Any, Any], label: str = "", sleep: float = 0.0) -> int:
     """Write one Execution row per run, then sleep; return the attempt number."""
     Execution.objects.create(
         result_id=context.task_result.id,
@@ -42,7 +42,7 @@ def record(context: TaskContext, label: str = "", sleep: float = 0.0) -> int:
 
 
 @task(takes_context=True)
-def fail_until(context: TaskContext, succeed_on: int) -> int:
+def fail_until(context: TaskContext[Any, Any], succeed_on: int) -> int:
     """Fail (ValueError) until attempt `succeed_on`; record every run."""
     Execution.objects.create(
         result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
@@ -91,7 +91,7 @@ async def async_sleep(seconds: float) -> float:
 
 
 @task(takes_context=True)
-async def async_record(context: TaskContext, label: str = "") -> int:
+async def async_record(context: TaskContext[Any, Any], label: str = "") -> int:
     await Execution.objects.acreate(
         result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=label
     )
@@ -104,7 +104,7 @@ def low(value: int) -> int:
 
 
 @task(takes_context=True)
-def slow_first(context: TaskContext, seconds: float, label: str = "") -> int:
+def slow_first(context: TaskContext[Any, Any], seconds: float, label: str = "") -> int:
     """Record the run; sleep only on the first attempt (so a retry ends quickly)."""
     Execution.objects.create(
         result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=label

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, ClassVar
 
 from django.db import DatabaseError, connections, transaction
@@ -275,7 +276,7 @@ class TaskStore:
         attempt = Attempt(
             task_id=record.pk,
             worker_id=record.worker_id,
-            started_at=record.last_attempted_at,
+            started_at=record.last_attempted_at or batch.now,
             stopped_at=batch.now,
             status=outcome.status,
         )
@@ -371,7 +372,7 @@ class TaskStore:
             if only is not None:
                 lost = lost.filter(worker_id=only)
             rows = list(lost.order_by("pk").select_for_update(skip_locked=True).annotate(now=Now()))
-            batch = _Batch(now=rows[0].now if rows else self.database_now())  # type: ignore[attr-defined]
+            batch = _Batch(now=rows[0].now if rows else self.database_now())
             for record in rows:
                 error = lost_worker_error(
                     record.worker_id, seen.get(record.worker_id), recovered_by
@@ -414,11 +415,16 @@ class TaskStore:
             if not ids:
                 break
             # The purge condition is checked again: a row claimed or retried meanwhile stays.
-            count, _ = self.retrying(lambda ids=ids: rows.filter(pk__in=ids).delete())
+            count = self.retrying(partial(delete_rows, rows.filter(pk__in=ids)))
             deleted += count
             if count < len(ids):
                 break
         return deleted
+
+
+def delete_rows(rows: Any) -> int:
+    count: int = rows.delete()[0]
+    return count
 
 
 def claim_sort_key(record: TaskRecord) -> tuple[Any, ...]:

@@ -28,7 +28,7 @@ class MySQLStore(TaskStore):
             )
             if not picked:
                 return []
-            now = picked[0].now  # type: ignore[attr-defined]
+            now = picked[0].now
             TaskRecord.objects.using(self.using).filter(pk__in=[r.pk for r in picked]).update(
                 status=RUNNING,
                 worker_id=worker_id,
