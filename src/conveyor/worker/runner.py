@@ -9,14 +9,14 @@ from inspect import iscoroutinefunction
 from typing import Any
 
 from django.db import close_old_connections
-from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus
+from django.tasks import TaskContext, TaskResultStatus
 from django.tasks.base import TaskError
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
 from conveyor.exceptions import MalformedTask
 from conveyor.models import Attempt, TaskRecord
-from conveyor.results import build_result, import_task, rebuild_task
+from conveyor.results import AnyResult, AnyTask, build_result, import_task, rebuild_task
 from conveyor.store import Outcome
 
 
@@ -28,7 +28,7 @@ class Prepared:
     def __init__(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
         self.record = record
         task = import_task(record.task_path)
-        self.task: Task = rebuild_task(
+        self.task: AnyTask = rebuild_task(
             task,
             priority=record.priority,
             queue_name=record.queue_name,
@@ -36,7 +36,7 @@ class Prepared:
             backend=record.backend_name,
         )
         self.args, self.kwargs = stored_arguments(record)
-        self.result: TaskResult = build_result(record, history, task=self.task)
+        self.result: AnyResult = build_result(record, history, task=self.task)
 
     def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
         if self.record.takes_context:
