@@ -219,18 +219,19 @@ def test_a_worker_never_runs_a_task_cancelled_while_it_works(
     wait_until(task_runs().exists, what="the worker to start running tasks")
     cancelled = set(cancel(backend.store, reversed(ids), cancelled_by="racer").changed)
     unfinished = TaskRecord.objects.filter(pk__in=ids, status__in=[READY, RUNNING])
-    wait_until(lambda: not unfinished.exists(), what="every task to end")
+    wait_until(lambda: not unfinished.exists(), timeout=60, what="every task to end")
     ran = set(task_runs().values_list("result_id", flat=True))
     assert cancelled, "the worker ran every task before the cancel; nothing raced"
     for result in results:
         result.refresh()
+        said = f"task {result.id}: {result.status} {result.errors}\n{worker.log()}"
         if int(result.id) in cancelled:
-            assert result.status == FAILED
-            assert [e.exception_class_path for e in result.errors] == [CANCELLED_PATH]
-            assert result.id not in ran
+            assert result.status == FAILED, said
+            assert [e.exception_class_path for e in result.errors] == [CANCELLED_PATH], said
+            assert result.id not in ran, said
         else:
-            assert result.status == SUCCESSFUL, worker.log()
-            assert result.id in ran
+            assert result.status == SUCCESSFUL, said
+            assert result.id in ran, said
 
 
 @pytest.mark.process
