@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import connections
 from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
@@ -52,3 +54,28 @@ def claim_due(store: TaskStore, worker_id: str) -> list[TaskRecord]:
     claimed: list[TaskRecord] = wait_until(lambda: claim_all(store, worker_id), timeout=5)
     assert len(claimed) == 1
     return claimed
+
+
+def race(workers: int, target: Any) -> list[Any]:
+    """Run target(i) in `workers` threads released together; return their results."""
+    barrier = threading.Barrier(workers)
+    results: list[Any] = [None] * workers
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = target(index)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results

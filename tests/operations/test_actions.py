@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
@@ -16,7 +14,7 @@ from conveyor.store import Outcome
 from conveyor.store.actions import cancel, retry, run_now
 from tests.conftest import wait_until
 from tests.factories import ago, claim_all, enqueue, later
-from tests.operations.helpers import claim_due, fail_once, finish_failed
+from tests.operations.helpers import claim_due, fail_once, finish_failed, race
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import fail_until, record
 
@@ -156,31 +154,6 @@ class TestCancel:
 def task_runs() -> Any:
     """Executions written by the tasks themselves (the test app also records signals)."""
     return Execution.objects.exclude(label__startswith="signal:")
-
-
-def race(workers: int, target: Any) -> list[Any]:
-    """Run target(i) in `workers` threads released together; return their results."""
-    barrier = threading.Barrier(workers)
-    results: list[Any] = [None] * workers
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = target(index)
-        except BaseException as exc:
-            errors.append(exc)
-            raise
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
-    return results
 
 
 @pytest.mark.django_db(transaction=True)

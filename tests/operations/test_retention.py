@@ -18,7 +18,7 @@ from conveyor.models import Attempt, Lease, TaskRecord, WorkerRecord
 from conveyor.worker.retention import LeaseTable, Retention
 from tests.conftest import wait_until
 from tests.factories import ago
-from tests.operations.test_actions import race
+from tests.operations.helpers import race
 from tests.tasksapp.tasks import add
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
