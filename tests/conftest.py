@@ -60,6 +60,7 @@ class WorkerProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as under a terminal or systemd
         )
 
     @property
@@ -68,6 +69,10 @@ class WorkerProcess:
 
     def signal(self, signum: int) -> None:
         self.popen.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the whole process group, as a terminal's Ctrl-C does."""
+        os.killpg(self.popen.pid, signum)
 
     def wait(self, timeout: float = 60) -> int:
         try:

@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
@@ -17,7 +18,7 @@ from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 
 from conveyor.conf import BackendOptions, parse_options
-from conveyor.models import QUEUE_NAME_MAX_LENGTH, TaskRecord
+from conveyor.models import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
 from conveyor.store import TaskStore, store_for
 
@@ -38,6 +39,11 @@ class DatabaseBackend(BaseTaskBackend):
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
+        if len(alias) > BACKEND_NAME_MAX_LENGTH:
+            raise ImproperlyConfigured(
+                f"TASKS alias {alias[:20]!r}... is longer than {BACKEND_NAME_MAX_LENGTH} "
+                "characters, the most conveyor stores"
+            )
         self.config: BackendOptions = parse_options(
             alias, params.get("OPTIONS", {}), frozenset(self.queues)
         )

@@ -146,7 +146,8 @@ def parse_options(alias: str, options: object, queues: frozenset[str]) -> Backen
     if timeout <= heartbeat:
         raise parser.error(
             "worker_timeout",
-            f"must be longer than heartbeat_interval ({timeout} <= {heartbeat})",
+            f"must be longer than heartbeat_interval "
+            f"({durations.describe(timeout)} <= {durations.describe(heartbeat)})",
         )
     return BackendOptions(
         default_policy=default,

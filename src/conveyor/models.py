@@ -7,6 +7,7 @@ from django.db.models.functions import Now
 from django.tasks import TaskResultStatus
 
 QUEUE_NAME_MAX_LENGTH = 64
+BACKEND_NAME_MAX_LENGTH = 32
 WORKER_ID_MAX_LENGTH = 128
 
 
@@ -37,7 +38,7 @@ class TaskRecord(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     task_path = models.CharField(max_length=255)
-    backend_name = models.CharField(max_length=32)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
     priority = models.SmallIntegerField(default=0)
     takes_context = models.BooleanField(default=False)
@@ -126,7 +127,7 @@ class WorkerRecord(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, unique=True)
-    backend_name = models.CharField(max_length=32)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     # Queue names served; empty means every queue of the backend.

@@ -236,12 +236,15 @@ def test_purge_deletes_old_finished_results_with_their_attempts(backend: Databas
 
 
 def test_purge_unfinished_deletes_only_old_ready_tasks(backend: DatabaseBackend) -> None:
-    stale = enqueue(enqueued_at=ago(days=30))
+    stale = enqueue(enqueued_at=ago(days=30), available_after=ago(days=30))
     fresh = enqueue(enqueued_at=ago(days=1))
     running = enqueue(enqueued_at=ago(days=30), status=RUNNING, worker_id="w")
+    # Enqueued long ago but deferred until recently, or into the future: not stale.
+    deferred = enqueue(enqueued_at=ago(days=30), available_after=later(days=9))
+    recently_due = enqueue(enqueued_at=ago(days=30), available_after=ago(days=2))
     assert backend.store.purge(finished=False, older_than=timedelta(days=20)) == 1
     remaining = set(TaskRecord.objects.values_list("pk", flat=True))
-    assert remaining == {fresh.pk, running.pk}
+    assert remaining == {fresh.pk, running.pk, deferred.pk, recently_due.pk}
     assert stale.pk not in remaining
 
 

@@ -94,3 +94,10 @@ def test_bad_input_is_one_clear_error_and_deletes_nothing(args: list[str], messa
     with pytest.raises(CommandError, match=message):
         purge(*args)
     assert len(remaining()) == 2
+
+
+def test_before_zero_means_everything_finished_until_now() -> None:
+    old_history(finished=2)
+    recent = rows(1, status=SUCCESSFUL, finished_at=ago(seconds=5))
+    assert purge("finished", "--before", "0") == "Deleted 3 finished task(s) older than 0 seconds."
+    assert not set(recent) & remaining()

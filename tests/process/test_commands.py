@@ -97,7 +97,7 @@ def test_purge_prints_what_it_deleted(manage: Any) -> None:
     for _ in range(3):
         enqueue(status=TaskResultStatus.SUCCESSFUL, finished_at=ago(days=11))
     enqueue(status=TaskResultStatus.FAILED, finished_at=ago(days=2))
-    stale = enqueue(enqueued_at=ago(days=21))
+    stale = enqueue(enqueued_at=ago(days=21), available_after=ago(days=21))
 
     dry = manage("conveyor_purge", "finished", "--dry-run")
     assert dry.stdout.strip() == "Would delete 3 finished task(s) older than 10 days."

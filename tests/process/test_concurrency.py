@@ -105,3 +105,27 @@ def test_an_idle_worker_without_notifications_polls_within_delay_max(start_worke
     wait_until(runs.exists, timeout=15, what="the task to start")
     started = runs.get().created_at
     assert started.timestamp() - enqueued < 0.5 + 2.5
+
+
+def test_ctrl_c_under_the_supervisor_lets_running_tasks_finish(start_worker: Any) -> None:
+    results = [record.enqueue("grouped", sleep=3) for _ in range(2)]
+    supervisor = start_worker("--processes", "2")
+    wait_until(
+        lambda: Execution.objects.filter(label="grouped").count() == 2,
+        timeout=30,
+        what="both tasks to start",
+    )
+    supervisor.signal_group(signal.SIGINT)
+    assert supervisor.wait(30) == 0, supervisor.log()
+    for result in results:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+    assert not WorkerRecord.objects.exists()
+
+
+def test_workers_stop_when_their_supervisor_is_killed(start_worker: Any) -> None:
+    supervisor = start_worker("--processes", "2", "--delay-max", "200")
+    wait_until(lambda: WorkerRecord.objects.count() == 2, timeout=30, what="two workers")
+    supervisor.signal(signal.SIGKILL)
+    # Each child gets SIGTERM when its parent dies, stops cleanly and leaves the registry.
+    wait_until(lambda: not WorkerRecord.objects.exists(), timeout=30, what="the workers to stop")

@@ -133,3 +133,32 @@ def test_a_frozen_worker_cannot_overwrite_what_recovery_decided(start_worker: An
     assert rescuer.alive()
     # The zombie noticed it had been declared dead and registered again.
     wait_until(lambda: WorkerRecord.objects.count() == 2, timeout=10, what="re-registration")
+
+
+def test_restarting_a_killed_worker_under_its_id_takes_its_tasks_back(start_worker: Any) -> None:
+    result = slow_first.enqueue(60)
+    first = start_worker("--id", "fixed", options={**FAST, "max_attempts": 2})
+    wait_until(lambda: started(result.id), what="the task to start")
+    first.signal(signal.SIGKILL)
+    first.wait()
+    # Restarted at once, well within worker_timeout: the old owner is a dead local process.
+    second = start_worker("--id", "fixed", options={**FAST, "max_attempts": 2})
+    wait_until(
+        lambda: TaskRecord.objects.get(pk=result.id).status == TaskResultStatus.SUCCESSFUL,
+        timeout=30,
+        what="the task to be retried by the restarted worker",
+    )
+    assert history(result.id) == [("FAILED", LOST), ("SUCCESSFUL", "")]
+    assert second.alive()
+    assert WorkerRecord.objects.get().pid == second.pid
+
+
+def test_a_live_worker_id_cannot_be_used_twice(start_worker: Any) -> None:
+    first = start_worker("--id", "taken", options=FAST)
+    wait_until(WorkerRecord.objects.exists, what="the first worker to register")
+    second = start_worker("--id", "taken", options=FAST)
+    assert second.wait(30) == 1
+    errors = [line for line in second.log().splitlines() if line.strip()]
+    assert errors[-1].startswith("CommandError: Worker id 'taken' is in use by a live worker")
+    assert "Traceback" not in second.log()
+    assert first.alive()

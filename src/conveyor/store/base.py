@@ -319,12 +319,19 @@ class TaskStore:
 
     # -- worker registry and recovery -------------------------------------------------------
 
-    def register_worker(self, *, worker_id: str, host: str, pid: int, queues: list[str]) -> None:
-        """Add this worker to the registry; take over a stale row left under the same id."""
+    def register_worker(
+        self, *, worker_id: str, host: str, pid: int, queues: list[str], take_over: bool = False
+    ) -> None:
+        """Add this worker to the registry; take over a stale row left under the same id (or
+        any row under it, with take_over: the caller knows its previous owner is dead)."""
         workers = WorkerRecord.objects.using(self.using)
         existing = workers.filter(worker_id=worker_id)
-        if existing.filter(last_heartbeat_at__gte=Now() - self.options.worker_timeout).exists():
-            raise WorkerIdInUse(f"worker id {worker_id!r} belongs to a live worker")
+        fresh = existing.filter(last_heartbeat_at__gte=Now() - self.options.worker_timeout)
+        if not take_over and (owner := fresh.values("host", "pid", "last_heartbeat_at").first()):
+            raise WorkerIdInUse(
+                f"Worker id {worker_id!r} is in use by a live worker (host {owner['host']}, "
+                f"pid {owner['pid']}, last heartbeat {owner['last_heartbeat_at'].isoformat()})"
+            )
         if existing.exists():
             # An earlier process under this id died: its tasks are lost, not ours.
             self.recover_lost(recovered_by=worker_id, only=worker_id)
@@ -392,11 +399,12 @@ class TaskStore:
     # -- retention ----------------------------------------------------------------------------
 
     def purgeable(self, *, finished: bool, older_than: timedelta) -> Any:
-        """Finished results, or READY tasks, enqueued/finished longer than `older_than` ago."""
+        """Results finished longer than `older_than` ago; or READY tasks enqueued that long
+        ago that were due that long ago too (a task deferred into the future is not stale)."""
         cutoff = Now() - older_than
         if finished:
             return self.tasks.finished().filter(finished_at__lt=cutoff)
-        return self.tasks.ready().filter(enqueued_at__lt=cutoff)
+        return self.tasks.ready().filter(enqueued_at__lt=cutoff, available_after__lt=cutoff)
 
     def purge(
         self,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from functools import partial
 
 from django.db import DatabaseError, connections
 
+from conveyor.models import WorkerRecord
 from conveyor.store import TaskStore
+from conveyor.store.base import WorkerIdInUse
 from conveyor.worker.identity import Identity
 
 logger = logging.getLogger(__name__)
@@ -37,12 +41,29 @@ class Heartbeat:
                 logger.warning("Could not deregister worker=%s: %s", self.identity.worker_id, exc)
 
     def _register(self) -> None:
-        self.store.register_worker(
-            worker_id=self.identity.worker_id,
-            host=self.identity.host,
-            pid=self.identity.pid,
+        identity = self.identity
+        register = partial(
+            self.store.register_worker,
+            worker_id=identity.worker_id,
+            host=identity.host,
+            pid=identity.pid,
             queues=self.queues,
         )
+        try:
+            register()
+        except WorkerIdInUse:
+            # A process on this host that no longer exists cannot be the live owner: it died
+            # within worker_timeout (a restart after a crash, a supervisor's replacement).
+            owner = (
+                WorkerRecord.objects.using(self.store.using)
+                .filter(worker_id=identity.worker_id)
+                .values_list("host", "pid")
+                .first()
+            )
+            if owner is None or owner[0] != identity.host or process_exists(owner[1]):
+                raise
+            logger.warning("Worker id=%s taken over from dead pid=%s", identity.worker_id, owner[1])
+            register(take_over=True)
 
     def _run(self) -> None:
         interval = self.store.options.heartbeat_interval.total_seconds()
@@ -64,3 +85,13 @@ class Heartbeat:
             # The worker loop reports outages; a heartbeat just tries again next time.
             logger.debug("Heartbeat failed worker=%s: %s", self.identity.worker_id, exc)
             connections.close_all()
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True

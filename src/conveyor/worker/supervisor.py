@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -15,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 # Tells a child its slot, so an explicit --id stays unique per process ("<id>-<slot>").
 SLOT_ENVIRONMENT_VARIABLE = "CONVEYOR_WORKER_SLOT"
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 STABLE_AFTER_SECONDS = 30.0
 
@@ -56,7 +58,11 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         env = {**os.environ, SLOT_ENVIRONMENT_VARIABLE: str(slot)}
-        child = subprocess.Popen(self.command, env=env)
+        # A group of its own: a Ctrl-C in the terminal reaches the supervisor only, which
+        # forwards it once; the child must not see the same stop request twice.
+        child = subprocess.Popen(  # noqa: PLW1509 - the supervisor starts no threads
+            self.command, env=env, process_group=0, preexec_fn=stop_with_parent
+        )
         self.children[slot] = child
         self.started_at[slot] = time.monotonic()
         logger.info("Supervisor started worker process pid=%d slot=%d", child.pid, slot)
@@ -84,6 +90,14 @@ class Supervisor:
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signum)
+
+
+def stop_with_parent() -> None:
+    """In a new child (Linux): get SIGTERM when the supervisor dies, even by SIGKILL, so that
+    no worker outlives it unsupervised."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def child_command(argv: Sequence[str]) -> list[str]:

@@ -48,7 +48,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         backend = database_backend(options["backend"])
         which = options["which"]
-        older_than = options["before"] or getattr(backend.config.purge, which)
+        older_than = options["before"]
+        if older_than is None:
+            older_than = getattr(backend.config.purge, which)
         if older_than is None:
             raise CommandError(
                 f"No cut-off: pass --before or set TASKS[{backend.alias!r}]"

@@ -16,6 +16,7 @@ from django.core.management import BaseCommand, CommandError
 from conveyor.management.arguments import milliseconds, positive_int, seconds
 from conveyor.management.backends import database_backend
 from conveyor.store import QueueFilter
+from conveyor.store.base import WorkerIdInUse
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
@@ -104,7 +105,7 @@ class Command(BaseCommand):
             type=seconds,
             default=timedelta(seconds=30),
             metavar="S",
-            help="On SIGTERM, how long running tasks may take to finish before they are "
+            help="On SIGTERM or SIGINT, how long running tasks may take to finish before they are "
             "recorded as interrupted, in seconds (default: 30).",
         )
 
@@ -118,7 +119,10 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         worker = Worker(backend.store, make_identity(worker_id(options["worker_id"])), settings)
         install_signal_handlers(worker)
-        status = worker.run()
+        try:
+            status = worker.run()
+        except WorkerIdInUse as exc:
+            raise CommandError(str(exc)) from exc
         if status:
             sys.exit(status)
 
