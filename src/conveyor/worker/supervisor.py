@@ -60,8 +60,11 @@ class Supervisor:
         env = {**os.environ, SLOT_ENVIRONMENT_VARIABLE: str(slot)}
         # A group of its own: a Ctrl-C in the terminal reaches the supervisor only, which
         # forwards it once; the child must not see the same stop request twice.
-        child = subprocess.Popen(  # noqa: PLW1509 - the supervisor starts no threads
-            self.command, env=env, process_group=0, preexec_fn=stop_with_parent
+        child = subprocess.Popen(
+            self.command,
+            env=env,
+            process_group=0,
+            preexec_fn=stop_with_parent,  # noqa: PLW1509 - the supervisor starts no threads
         )
         self.children[slot] = child
         self.started_at[slot] = time.monotonic()
