@@ -19,23 +19,21 @@ def positive_int(value: str) -> int:
 
 
 def milliseconds(value: str) -> timedelta:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return timedelta(milliseconds=number)
+    return timedelta(milliseconds=non_negative(value, "milliseconds"))
 
 
 def seconds(value: str) -> timedelta:
+    return timedelta(seconds=non_negative(value, "seconds"))
+
+
+def non_negative(value: str, unit: str) -> float:
     try:
         number = float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {unit}, got {value!r}") from None
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return timedelta(seconds=number)
+    return number
 
 
 def duration(value: str) -> timedelta:
