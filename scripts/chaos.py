@@ -180,7 +180,8 @@ class Fleet:
     rng: random.Random
     slots: list[Slot] = field(default_factory=list)
     kills: dict[str, float] = field(default_factory=dict)  # worker id -> wall-clock time
-    faulted: set[str] = field(default_factory=set)  # worker ids killed, stopped or frozen
+    # worker id -> wall-clock time it was first killed, stopped or frozen
+    faulted: dict[str, float] = field(default_factory=dict)
     crashes: list[str] = field(default_factory=list)  # exits nobody asked for, hangs
     # Workers that exited at start-up because the database was unreachable (see refused())
     refusals: list[Path] = field(default_factory=list)
@@ -226,7 +227,7 @@ class Fleet:
         assert slot.process is not None
         slot.process.signal(signal.SIGKILL)
         self.kills[slot.worker_id] = time.time()
-        self.faulted.add(slot.worker_id)
+        self.faulted.setdefault(slot.worker_id, time.time())
         self._expect_exit(slot, now)
         self.counts["kills"] += 1
         return f"SIGKILL {slot.worker_id}"
@@ -239,7 +240,7 @@ class Fleet:
         slot.process.signal(signal.SIGTERM)
         self._expect_exit(slot, now)
         self.counts["hurried stops"] += 1
-        self.faulted.add(slot.worker_id)
+        self.faulted.setdefault(slot.worker_id, time.time())
         return f"SIGTERM x2 {slot.worker_id} ({gap:.2f}s apart)"
 
     def freeze(self, slot: Slot, until: float, now: float) -> str:
@@ -247,7 +248,7 @@ class Fleet:
         slot.process.signal(signal.SIGSTOP)
         slot.thaw_at = until
         self.counts["freezes"] += 1
-        self.faulted.add(slot.worker_id)
+        self.faulted.setdefault(slot.worker_id, time.time())
         return f"SIGSTOP {slot.worker_id} for {until - now:.1f}s"
 
     def _expect_exit(self, slot: Slot, now: float) -> None:
@@ -518,8 +519,9 @@ def judge(ids: list[int], fleet: Fleet) -> tuple[Counter[str], Verdict]:
         if len(runs.get(pk, [])) > 1:
             why, explained = explain(runs[pk], attempts.get(pk, []))
             (verdict.duplicates if explained else verdict.unexplained)[pk] = why
-    verdict.recoveries = recovery_delays(fleet.kills)
-    verdict.taken_from_live = taken_from_live_workers(fleet.faulted)
+    lost = lost_attempts()
+    verdict.recoveries = recovery_delays(lost, fleet.kills)
+    verdict.taken_from_live = taken_from_live(lost, fleet.faulted)
     return counts, verdict
 
 
@@ -556,24 +558,30 @@ def explain(runs: list[int], history: list[tuple[str, str]]) -> tuple[str, bool]
     return f"{described}; shown by {', '.join(causes)}", True
 
 
-def taken_from_live_workers(faulted: set[str]) -> int:
+def lost_attempts() -> list[tuple[str, float]]:
+    """(worker id, wall-clock time recovery closed it) of every attempt closed as WorkerLost;
+    the database and the script share the machine's clock."""
     from conveyor.models import Attempt
 
-    lost = Attempt.objects.filter(error__exception_class_path__endswith=".WorkerLost")
-    return lost.exclude(worker_id__in=list(faulted)).count()
+    closed = Attempt.objects.filter(error__exception_class_path__endswith=".WorkerLost")
+    return [(w, at.timestamp()) for w, at in closed.values_list("worker_id", "stopped_at")]
 
 
-def recovery_delays(kills: dict[str, float]) -> list[tuple[float, float]]:
+def taken_from_live(lost: list[tuple[str, float]], faulted: dict[str, float]) -> int:
+    """How many attempts recovery closed while their worker had not been killed, stopped or
+    frozen (yet)."""
+    return sum(1 for worker_id, at in lost if at < faulted.get(worker_id, float("inf")))
+
+
+def recovery_delays(
+    lost: list[tuple[str, float]], kills: dict[str, float]
+) -> list[tuple[float, float]]:
     """For each task a SIGKILLed worker held: when the worker was killed, and how many seconds
-    later recovery closed its attempt (database and script share the machine's clock)."""
-    from conveyor.models import Attempt
-
-    closed = Attempt.objects.filter(
-        worker_id__in=list(kills), error__exception_class_path__endswith=".WorkerLost"
-    ).values_list("worker_id", "stopped_at")
+    later recovery closed its attempt."""
     return [
-        (kills[worker_id], stopped_at.timestamp() - kills[worker_id])
-        for worker_id, stopped_at in closed
+        (kills[worker_id], at - kills[worker_id])
+        for worker_id, at in lost
+        if worker_id in kills and at >= kills[worker_id]
     ]
 
 
@@ -635,7 +643,7 @@ def report(
     print(f"failed attempts     {failed or 'none'}")
     print_recovery(verdict.recoveries, chaos.cut_spans, fleet)
     live = verdict.taken_from_live
-    print(f"taken from live     {live} (WorkerLost of workers never killed, stopped or frozen)")
+    print(f"taken from live     {live} (WorkerLost before its worker was killed, stopped, frozen)")
     faults = ", ".join(f"{n} {what}" for what, n in sorted(fleet.counts.items()))
     print(f"faults              {faults}, {chaos.cuts} cuts ({chaos.cut_seconds:.0f}s cut off)")
     print(f"worker logs         {', '.join(f'{n} {what}' for what, n in logs.items())}")
