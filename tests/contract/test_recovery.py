@@ -116,7 +116,7 @@ def test_concurrent_recovery_closes_each_attempt_exactly_once(backend: DatabaseB
 @pytest.mark.django_db
 def test_a_live_worker_id_cannot_be_registered_twice(backend: DatabaseBackend) -> None:
     register(backend, "same")
-    with pytest.raises(WorkerIdInUse, match="'same' belongs to a live worker"):
+    with pytest.raises(WorkerIdInUse, match="'same' is in use by a live worker \\(host h, pid 1"):
         register(backend, "same")
 
 
