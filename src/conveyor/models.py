@@ -67,9 +67,18 @@ class TaskRecord(models.Model):
         verbose_name = "task"
         ordering = ("-id",)
         indexes = (
-            # The claim: READY rows in claim order; status leads so finished history is never read.
+            # The claim: READY rows in the whole claim order (id last, which breaks ties among
+            # rows inserted together), so the first due rows are read and nothing is sorted;
+            # status leads so finished history is never read.
             models.Index(
-                fields=["status", "available_after", "-priority", "attempt_count", "enqueued_at"],
+                fields=[
+                    "status",
+                    "available_after",
+                    "-priority",
+                    "attempt_count",
+                    "enqueued_at",
+                    "id",
+                ],
                 name="conveyor_task_claim",
             ),
             models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
