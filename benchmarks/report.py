@@ -111,8 +111,8 @@ def profile_markdown(profiles: dict[str, Any], *, top: int = 8) -> str:
         lines.append(f"\nProfile {name}: {drain.get('count', 0):,} tasks, {rate:,.0f} tasks/s")
         for thread, summary in profile.get("threads", {}).items():
             waiting = summary["self_time"][0]["percent"] if summary["self_time"] else 0.0
-            if waiting >= 99.0:
-                continue  # a thread that only waited (heartbeat, listener, maintenance)
+            if waiting >= 95.0:
+                continue  # a thread that only waited (idle pool threads, heartbeat, listener)
             buckets = ", ".join(f"{k} {v:.0f}%" for k, v in summary["buckets"].items())
             lines.append(f"- {thread} ({summary['samples']:,} samples): {buckets}")
             for frame in summary["self_time"][:top]:
