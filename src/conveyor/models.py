@@ -25,13 +25,6 @@ class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
     def finished(self) -> TaskRecordQuerySet:
         return self.filter(status__in=(TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED))
 
-    def in_claim_order(self) -> TaskRecordQuerySet:
-        """Most urgent first: earliest available, highest priority, fewest attempts, oldest."""
-        return self.order_by(*CLAIM_ORDER)
-
-
-CLAIM_ORDER = ("available_after", "-priority", "attempt_count", "enqueued_at", "id")
-
 
 class TaskRecord(models.Model):
     """One enqueued task: what to run, where it stands, and what it returned."""

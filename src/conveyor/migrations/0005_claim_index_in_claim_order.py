@@ -4,18 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conveyor', '0004_task_queue_index'),
+        ("conveyor", "0004_task_queue_index"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='taskrecord',
-            name='conveyor_task_claim',
+            model_name="taskrecord",
+            name="conveyor_task_claim",
         ),
         migrations.AddIndex(
-            model_name='taskrecord',
-            index=models.Index(fields=['status', 'available_after', '-priority', 'attempt_count', 'enqueued_at', 'id'], name='conveyor_task_claim'),
+            model_name="taskrecord",
+            index=models.Index(
+                fields=[
+                    "status",
+                    "available_after",
+                    "-priority",
+                    "attempt_count",
+                    "enqueued_at",
+                    "id",
+                ],
+                name="conveyor_task_claim",
+            ),
         ),
     ]

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Model, Q
 from django.db.models.functions import Now
 from django.db.models.sql import Query
 from django.tasks import TaskResultStatus
@@ -37,6 +37,27 @@ READY = TaskResultStatus.READY
 RUNNING = TaskResultStatus.RUNNING
 SUCCESSFUL = TaskResultStatus.SUCCESSFUL
 FAILED = TaskResultStatus.FAILED
+
+# The statements of a finish batch on SQLite and MariaDB/MySQL (PostgreSQL has its own, in
+# one statement). Identifiers are interpolated, values are parameters.
+LOCK_HELD_SQL = (
+    "SELECT id, attempt_count, {now} FROM {task} "
+    "WHERE id IN ({ids}) AND status = 'RUNNING' AND worker_id = %s ORDER BY id{lock}"
+)
+FINAL_SQL = (
+    "UPDATE {task} SET status = %s, finished_at = %s, return_value = %s, worker_id = '' "
+    "WHERE id IN ({ids})"
+)
+RETRY_SQL = (
+    "UPDATE {task} SET status = 'READY', available_after = %s, worker_id = '' WHERE id IN ({ids})"
+)
+INSERT_ATTEMPTS_SQL = (
+    "INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status) "
+    "VALUES {rows}{returning}"
+)
+INSERT_ERRORS_SQL = (
+    "INSERT INTO {error} (attempt_id, exception_class_path, traceback) VALUES {rows}"
+)
 
 INSERT_BATCH_SIZE = 1000
 PURGE_BATCH_SIZE = 500
@@ -99,7 +120,9 @@ class _Batch:
 
     now: datetime
     updates: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = field(default_factory=dict)
-    attempts: list[tuple[Attempt, TaskError | None]] = field(default_factory=list)
+    attempts: list[tuple[TaskRecord, TaskResultStatus, TaskError | None]] = field(
+        default_factory=list
+    )
     written: list[Written] = field(default_factory=list)
 
     def update(self, pk: int, key: tuple[Any, ...], values: dict[str, Any]) -> None:
@@ -150,20 +173,50 @@ class TaskStore:
                 time.sleep(delay * random.uniform(0.5, 1.0))
         raise AssertionError("unreachable")
 
+    # The database clock as SQL, in the form the engine stores datetimes in.
+    now_sql: ClassVar[str] = "CURRENT_TIMESTAMP"
+
+    def table(self, model: type[Model]) -> str:
+        return self.connection.ops.quote_name(model._meta.db_table)
+
+    def datetime_from_db(self, value: Any) -> datetime:
+        """A datetime column value as the ORM would return it (aware, on USE_TZ)."""
+        field = TaskRecord._meta.get_field("finished_at")
+        column = field.get_col(TaskRecord._meta.db_table)
+        converters = [
+            *self.connection.ops.get_db_converters(column),
+            *field.get_db_converters(self.connection),
+        ]
+        for converter in converters:
+            value = converter(value, column, self.connection)
+        converted: datetime = value
+        return converted
+
     def records_from_cursor(self, cursor: CursorWrapper) -> list[TaskRecord]:
         """Turn rows of conveyor_task (any column order) into TaskRecords with converters."""
-        connection = self.connection
+        records, _ = self.records_and_extra_from_cursor(cursor)
+        return records
+
+    def records_and_extra_from_cursor(
+        self, cursor: CursorWrapper
+    ) -> tuple[list[TaskRecord], list[tuple[Any, ...]]]:
+        """Rows of conveyor_task as TaskRecords, and per row the values of any further
+        columns (not conveyor_task's) that the statement selected after them."""
         by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
-        fields = [by_column[column[0]] for column in cursor.description]
-        compiler = connection.ops.compiler("SQLCompiler")(
-            TaskRecord.objects.none().query, connection, self.using
+        names = [column[0] for column in cursor.description]
+        fields = [by_column[name] for name in names if name in by_column]
+        compiler = self.connection.ops.compiler("SQLCompiler")(
+            TaskRecord.objects.none().query, self.connection, self.using
         )
         converters = compiler.get_converters([f.get_col(TaskRecord._meta.db_table) for f in fields])
-        rows: Iterable[Sequence[Any]] = cursor.fetchall()
+        rows = cursor.fetchall()
+        width = len(fields)
+        task_rows: Iterable[Sequence[Any]] = [row[:width] for row in rows]
         if converters:
-            rows = compiler.apply_converters(rows, converters)
-        names = [f.attname for f in fields]
-        return [TaskRecord.from_db(self.using, names, list(row)) for row in rows]
+            task_rows = compiler.apply_converters(task_rows, converters)
+        attnames = [f.attname for f in fields]
+        records = [TaskRecord.from_db(self.using, attnames, list(row)) for row in task_rows]
+        return records, [tuple(row[width:]) for row in rows]
 
     def database_now(self) -> datetime:
         """Read the database's clock."""
@@ -236,15 +289,16 @@ class TaskStore:
 
     def _lock_held(self, worker_id: str, ids: list[int]) -> tuple[dict[int, int], datetime]:
         """Lock the rows this worker still holds; map id -> attempt, and read the clock."""
-        rows = list(
-            TaskRecord.objects.using(self.using)
-            .select_for_update()
-            .filter(pk__in=ids, status=RUNNING, worker_id=worker_id)
-            .order_by("pk")  # one lock order for every writer, so writers never deadlock
-            .annotate(now=Now())
-            .values_list("pk", "attempt_count", "now")
+        sql = LOCK_HELD_SQL.format(
+            task=self.table(TaskRecord),
+            now=self.now_sql,
+            ids=placeholders(ids),
+            lock=" FOR UPDATE" if self.connection.features.has_select_for_update else "",
         )
-        now = rows[0][2] if rows else self.database_now()
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*ids, worker_id])
+            rows = cursor.fetchall()
+        now = self.datetime_from_db(rows[0][2]) if rows else self.database_now()
         return {pk: attempt for pk, attempt, _ in rows}, now
 
     def decide(self, outcome: Outcome) -> tuple[TaskResultStatus, timedelta | None]:
@@ -260,50 +314,63 @@ class TaskStore:
         status, delay = self.decide(outcome)
         if delay is not None:
             available_after = batch.now + delay
-            values = {"status": READY, "available_after": available_after, "worker_id": ""}
-            batch.update(record.pk, (READY, available_after), values)
+            batch.update(record.pk, (READY, available_after), {"available_after": available_after})
             batch.written.append(Written(outcome, READY, None, available_after))
         else:
             value = outcome.return_value if status == SUCCESSFUL else None
-            values = {
-                "status": status,
-                "finished_at": batch.now,
-                "return_value": value,
-                "worker_id": "",
-            }
+            values = {"finished_at": batch.now, "return_value": value}
             batch.update(record.pk, (status, json.dumps(value, sort_keys=True)), values)
             batch.written.append(Written(outcome, status, batch.now, None))
-        attempt = Attempt(
-            task_id=record.pk,
-            worker_id=record.worker_id,
-            started_at=record.last_attempted_at or batch.now,
-            stopped_at=batch.now,
-            status=outcome.status,
-        )
-        batch.attempts.append((attempt, outcome.error))
+        batch.attempts.append((record, outcome.status, outcome.error))
 
     def _write(self, batch: _Batch) -> None:
-        manager = TaskRecord.objects.using(self.using)
-        # Tasks that ended alike (typically: succeeded, returned None) share one UPDATE.
-        for values, ids in batch.updates.values():
-            manager.filter(pk__in=ids).update(**values)
-        self._insert_attempts(batch.attempts)
+        """The UPDATEs (one per group of equal outcomes), then attempts and errors."""
+        ops = self.connection.ops
+        table = self.table(TaskRecord)
+        with self.connection.cursor() as cursor:
+            for (status, _), (values, ids) in batch.updates.items():
+                if status == READY:
+                    sql = RETRY_SQL.format(task=table, ids=placeholders(ids))
+                    params = [ops.adapt_datetimefield_value(values["available_after"])]
+                else:
+                    sql = FINAL_SQL.format(task=table, ids=placeholders(ids))
+                    value = values["return_value"]
+                    params = [
+                        status,
+                        ops.adapt_datetimefield_value(values["finished_at"]),
+                        None if value is None else json.dumps(value),
+                    ]
+                cursor.execute(sql, [*params, *ids])
+            self._insert_attempts(cursor, batch)
 
-    def _insert_attempts(self, attempts: list[tuple[Attempt, TaskError | None]]) -> None:
-        if not attempts:
+    def _insert_attempts(self, cursor: CursorWrapper, batch: _Batch) -> None:
+        if not batch.attempts:
             return
-        created = Attempt.objects.using(self.using).bulk_create([a for a, _ in attempts])
-        errors = [
-            Error(
-                attempt=attempt,
-                exception_class_path=error.exception_class_path,
-                traceback=error.traceback,
-            )
-            for attempt, (_, error) in zip(created, attempts, strict=True)
-            if error is not None
-        ]
-        if errors:
-            Error.objects.using(self.using).bulk_create(errors)
+        adapt = self.connection.ops.adapt_datetimefield_value
+        stopped = adapt(batch.now)
+        params: list[Any] = []
+        for record, status, _ in batch.attempts:
+            started = adapt(record.last_attempted_at or batch.now)
+            params += [record.pk, record.worker_id, started, stopped, status]
+        failed = {record.pk: error for record, _, error in batch.attempts if error is not None}
+        sql = INSERT_ATTEMPTS_SQL.format(
+            attempt=self.table(Attempt),
+            rows=", ".join(["(%s, %s, %s, %s, %s)"] * len(batch.attempts)),
+            returning=" RETURNING id, task_id" if failed else "",
+        )
+        cursor.execute(sql, params)
+        if not failed:
+            return
+        error_params: list[Any] = []
+        for attempt_id, task_id in cursor.fetchall():
+            if (error := failed.get(task_id)) is not None:
+                error_params += [attempt_id, error.exception_class_path, error.traceback]
+        cursor.execute(
+            INSERT_ERRORS_SQL.format(
+                error=self.table(Error), rows=", ".join(["(%s, %s, %s)"] * len(failed))
+            ),
+            error_params,
+        )
 
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
         """Hand back RUNNING tasks this worker holds but never received (a lost claim reply)."""
@@ -428,6 +495,10 @@ class TaskStore:
             if count < len(ids):
                 break
         return deleted
+
+
+def placeholders(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
 
 
 def delete_rows(rows: Any) -> int:

@@ -35,6 +35,7 @@ LOCKED_MESSAGES = ("database is locked", "database table is locked", "database i
 
 class SQLiteStore(TaskStore):
     vendor = "sqlite"
+    now_sql = NOW
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:
