@@ -83,6 +83,12 @@ FINISH_ROW = (
     "%s::text)"
 )
 
+# A queue table's statistics go stale fast: after a bulk enqueue, before autovacuum analyzes,
+# the planner believes few rows are READY and picks a bitmap scan and a sort of every READY
+# row over the index walk that reads the first few: a claim then costs O(backlog). On the
+# connection that runs conveyor's own statements (claim, finish), the index is always right.
+WORKER_SESSION_SQL = ("SET enable_bitmapscan = off", "SET enable_seqscan = off")
+
 # SQLSTATEs of lock conflicts: serialization_failure, deadlock_detected, lock_not_available.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
@@ -91,6 +97,7 @@ class PostgreSQLStore(TaskStore):
     vendor = "postgresql"
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        self.tune_session()
         queue_sql, queue_params = queues.as_sql()
         sql = CLAIM_SQL.format(
             table=self.connection.ops.quote_name(TaskRecord._meta.db_table), queues=queue_sql
@@ -99,7 +106,19 @@ class PostgreSQLStore(TaskStore):
             cursor.execute(sql, [self.backend_name, *queue_params, limit, worker_id])
             return self.records_from_cursor(cursor)
 
+    def tune_session(self) -> None:
+        """Apply WORKER_SESSION_SQL once per database session of this thread's connection."""
+        connection = self.connection
+        connection.ensure_connection()
+        if getattr(connection, "conveyor_tuned", None) is connection.connection:
+            return
+        with connection.cursor() as cursor:
+            for statement in WORKER_SESSION_SQL:
+                cursor.execute(statement)
+        connection.conveyor_tuned = connection.connection  # type: ignore[attr-defined]
+
     def _finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        self.tune_session()
         params: list[Any] = []
         decided = []
         for outcome in outcomes:
