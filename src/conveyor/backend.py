@@ -20,7 +20,7 @@ from django.utils.json import normalize_json
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.models import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
-from conveyor.store import TaskStore, store_for
+from conveyor.store import NewTask, TaskStore, store_for
 
 MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
 
@@ -69,33 +69,30 @@ class DatabaseBackend(BaseTaskBackend):
         self, task: Task[P, R], args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> TaskResult[P, R]:
         """Queue up a task to be executed."""
-        record = self.prepare(task, args, kwargs)
-        self.store.insert([record])
-        return cast("TaskResult[P, R]", self.announce(task, record))
+        new = self.prepare(task, args, kwargs)
+        self.store.insert([new])
+        return cast("TaskResult[P, R]", self.announce(task, new))
 
-    def prepare(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TaskRecord:
-        """Validate a task and its arguments into an unsaved row; raise before storing."""
+    def prepare(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewTask:
+        """Validate a task and its arguments into a row to insert; raise before storing."""
         self.validate_task(task)
-        return self.record_for(task, args, kwargs)
+        return self.new_task(task, args, kwargs)
 
-    def record_for(
-        self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> TaskRecord:
-        """The unsaved row of a validated task; raise TypeError if the arguments are not JSON."""
-        record = TaskRecord(
+    def new_task(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewTask:
+        """The row of a validated task; raise TypeError if the arguments are not JSON."""
+        arguments, arguments_json = json_arguments(args, kwargs)
+        return NewTask(
             task_path=task.module_path,
             backend_name=self.alias,
             queue_name=task.queue_name,
             priority=task.priority,
             takes_context=task.takes_context,
-            arguments=json_arguments(args, kwargs),
+            arguments=arguments,
+            arguments_json=arguments_json,
             run_after=task.run_after,
         )
-        if task.run_after is not None:
-            record.available_after = task.run_after
-        return record
 
-    def announce(self, task: AnyTask, record: TaskRecord) -> AnyResult:
+    def announce(self, task: AnyTask, record: NewTask) -> AnyResult:
         """Build the result of a stored row and send task_enqueued."""
         result = make_result(record, task=task, errors=[], worker_ids=[])
         task_enqueued.send(type(self), task_result=result)
@@ -140,14 +137,15 @@ class DatabaseBackend(BaseTaskBackend):
         ]
 
 
-def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Return {"args", "kwargs"} as JSON values; raise TypeError naming what cannot be stored."""
+def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """{"args", "kwargs"} as JSON values, and as JSON text; raise TypeError naming what
+    cannot be stored."""
     try:
         arguments = {"args": normalize_json(args), "kwargs": normalize_json(kwargs)}
-        json.dumps(arguments, allow_nan=False)
+        text = json.dumps(arguments, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"Task arguments must be JSON-serialisable: {exc}") from exc
-    return arguments
+    return arguments, text
 
 
 def parse_result_id(result_id: object) -> int:

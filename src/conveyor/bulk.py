@@ -8,8 +8,8 @@ from typing import Any, cast
 from django.tasks import Task, TaskResult
 
 from conveyor.backend import DatabaseBackend
-from conveyor.models import TaskRecord
 from conveyor.results import AnyTask
+from conveyor.store import NewTask
 
 
 def enqueue_many[**P, R](
@@ -34,10 +34,10 @@ def enqueue_many[**P, R](
     return [cast("TaskResult[P, R]", backend.announce(task, r)) for r in records]
 
 
-def record(backend: DatabaseBackend, task: AnyTask, index: int, call: object) -> TaskRecord:
+def record(backend: DatabaseBackend, task: AnyTask, index: int, call: object) -> NewTask:
     """The unsaved row of one call; raise TypeError naming the item if it is bad."""
     try:
-        return backend.record_for(task, *checked_call(index, call))
+        return backend.new_task(task, *checked_call(index, call))
     except TypeError as exc:
         if str(exc).startswith("enqueue_many"):
             raise

@@ -13,6 +13,7 @@ from django.tasks.base import TaskError
 from django.utils.module_loading import import_string
 
 from conveyor.models import Attempt, TaskRecord
+from conveyor.store.base import NewTask
 
 type AnyTask = Task[..., Any]
 type AnyResult = TaskResult[..., Any]
@@ -84,7 +85,7 @@ def build_result(
 
 
 def make_result(
-    record: TaskRecord,
+    record: TaskRecord | NewTask,
     *,
     task: AnyTask,
     errors: Sequence[TaskError],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conveyor.conf import BackendOptions
-from conveyor.store.base import Outcome, QueueFilter, TaskStore, Written
+from conveyor.store.base import NewTask, Outcome, QueueFilter, TaskStore, Written
 from conveyor.store.mysql import MySQLStore
 from conveyor.store.postgresql import PostgreSQLStore
 from conveyor.store.sqlite import SQLiteStore
@@ -27,4 +27,4 @@ def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Task
     return engine(backend_name=backend_name, options=options, using=using)
 
 
-__all__ = ["Outcome", "QueueFilter", "TaskStore", "Written", "store_for"]
+__all__ = ["NewTask", "Outcome", "QueueFilter", "TaskStore", "Written", "store_for"]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Any, ClassVar
 
 from django.db import DatabaseError, connections, transaction
@@ -59,6 +59,12 @@ INSERT_ERRORS_SQL = (
     "INSERT INTO {error} (attempt_id, exception_class_path, traceback) VALUES {rows}"
 )
 
+INSERT_TASKS_SQL = (
+    "INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
+    "arguments, status, attempt_count, worker_id, run_after, available_after) VALUES {rows} "
+    "RETURNING id, enqueued_at, available_after"
+)
+
 INSERT_BATCH_SIZE = 1000
 PURGE_BATCH_SIZE = 500
 TRANSIENT_RETRY_LIMIT = 12
@@ -92,6 +98,32 @@ class QueueFilter:
     def served(self) -> list[str]:
         """The queue names served, for the worker registry; empty means every queue."""
         return sorted((self.include or frozenset()) - self.exclude)
+
+
+@dataclass(slots=True)
+class NewTask:
+    """A task about to be inserted: what enqueue validated, and what the INSERT returned.
+
+    Lighter than a TaskRecord (no model machinery), and shaped like one for results.
+    """
+
+    task_path: str
+    backend_name: str
+    queue_name: str
+    priority: int
+    takes_context: bool
+    arguments: dict[str, Any]
+    arguments_json: str
+    run_after: datetime | None
+    pk: int | None = None
+    enqueued_at: datetime | None = None
+    available_after: datetime | None = None
+    # What a new row holds; results read these like a TaskRecord's.
+    status: ClassVar[TaskResultStatus] = TaskResultStatus.READY
+    started_at: ClassVar[datetime | None] = None
+    finished_at: ClassVar[datetime | None] = None
+    last_attempted_at: ClassVar[datetime | None] = None
+    return_value: ClassVar[Any] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,16 +213,22 @@ class TaskStore:
 
     def datetime_from_db(self, value: Any) -> datetime:
         """A datetime column value as the ORM would return it (aware, on USE_TZ)."""
+        connection = self.connection
+        column, converters = self._datetime_converters(connection.vendor)
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted: datetime = value
+        return converted
+
+    @cache  # noqa: B019 - one entry per vendor; stores live as long as the process
+    def _datetime_converters(self, vendor: str) -> tuple[Any, list[Any]]:
         field = TaskRecord._meta.get_field("finished_at")
         column = field.get_col(TaskRecord._meta.db_table)
         converters = [
             *self.connection.ops.get_db_converters(column),
             *field.get_db_converters(self.connection),
         ]
-        for converter in converters:
-            value = converter(value, column, self.connection)
-        converted: datetime = value
-        return converted
+        return column, converters
 
     def records_from_cursor(self, cursor: CursorWrapper) -> list[TaskRecord]:
         """Turn rows of conveyor_task (any column order) into TaskRecords with converters."""
@@ -228,20 +266,61 @@ class TaskStore:
 
     # -- enqueue ----------------------------------------------------------------------------
 
-    def insert(self, records: Sequence[TaskRecord]) -> None:
+    def insert(self, records: Sequence[NewTask]) -> None:
         """Store new READY tasks, all or none; listening workers wake once they commit."""
+        batches = [
+            records[start : start + INSERT_BATCH_SIZE]
+            for start in range(0, len(records), INSERT_BATCH_SIZE)
+        ]
 
         def insert() -> None:
-            if len(records) == 1:
-                # One INSERT ... RETURNING, without bulk_create's BEGIN/COMMIT round trips.
-                records[0].save(force_insert=True, using=self.using)
+            if len(batches) == 1:
+                self._insert_batch(batches[0])  # one statement: atomic, no BEGIN/COMMIT
                 return
             with transaction.atomic(using=self.using, savepoint=False):
-                TaskRecord.objects.using(self.using).bulk_create(
-                    records, batch_size=INSERT_BATCH_SIZE
-                )
+                for batch in batches:
+                    self._insert_batch(batch)
 
         self.retrying(insert)
+
+    # The placeholder of the JSON arguments (PostgreSQL casts the text to jsonb).
+    json_placeholder: ClassVar[str] = "%s"
+
+    def _insert_batch(self, records: Sequence[NewTask]) -> None:
+        """One multi-row INSERT ... RETURNING; fills in each record's id and timestamps."""
+        adapt = self.connection.ops.adapt_datetimefield_value
+        params: list[Any] = []
+        for record in records:
+            run_after = None if record.run_after is None else adapt(record.run_after)
+            params += [
+                record.task_path,
+                record.backend_name,
+                record.queue_name,
+                record.priority,
+                record.takes_context,
+                record.arguments_json,
+                run_after,
+                run_after,  # available_after: run_after, or else the database clock
+            ]
+        # A READY row, no attempt yet, held by nobody; enqueued_at is the column's default.
+        row = (
+            f"(%s, %s, %s, %s, %s, {self.json_placeholder}, 'READY', 0, '', %s, "
+            f"COALESCE(%s, {self.now_sql}))"
+        )
+        sql = INSERT_TASKS_SQL.format(
+            task=self.table(TaskRecord), rows=", ".join([row] * len(records))
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            returned = cursor.fetchall()
+        self.fill_inserted(records, returned)
+
+    def fill_inserted(self, records: Sequence[NewTask], returned: Sequence[Any]) -> None:
+        """Give inserted records what the INSERT returned: id, enqueued_at, available_after."""
+        for record, (pk, enqueued_at, available_after) in zip(records, returned, strict=True):
+            record.pk = pk
+            record.enqueued_at = self.datetime_from_db(enqueued_at)
+            record.available_after = self.datetime_from_db(available_after)
 
     def wake_workers(self) -> None:
         """Wake idle workers now, where the database can (see PostgreSQLStore)."""
