@@ -287,7 +287,7 @@ class Fleet:
         status = slot.process.popen.returncode
         if refused(slot.process.log_path):
             self.refusals.append(slot.process.log_path)
-            return f"{slot.worker_id} could not register (database unreachable), exit {status}"
+            return f"{slot.worker_id} could not start (database unreachable), exit {status}"
         self.crashes.append(f"{slot.worker_id} exited with {status}")
         return f"CRASH {self.crashes[-1]}"
 
