@@ -86,12 +86,12 @@ class QueueFilter:
             condition &= ~Q(queue_name__in=sorted(self.exclude))
         return condition
 
-    def as_sql(self) -> tuple[str, list[str]]:
-        """The filter as SQL conditions on queue_name, for hand-written claims."""
+    def as_sql(self, column: str = "queue_name") -> tuple[str, list[str]]:
+        """The filter as SQL conditions on `column`, for hand-written claims."""
         sql, params = "", []
         for names, operator in ((self.include, "IN"), (self.exclude or None, "NOT IN")):
             if names is not None:
-                sql += f" AND queue_name {operator} ({', '.join(['%s'] * len(names))})"
+                sql += f" AND {column} {operator} ({', '.join(['%s'] * len(names))})"
                 params.extend(sorted(names))
         return sql, params
 

@@ -114,7 +114,9 @@ class PostgreSQLStore(TaskStore):
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         self.tune_session()
-        queue_sql, queue_params = queues.as_sql()
+        # An expression, not the column: the filter must not tempt the planner away from the
+        # claim index towards conveyor_task_queue and a sort (see WORKER_SESSION_SQL).
+        queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
         sql = CLAIM_SQL.format(
             table=self.connection.ops.quote_name(TaskRecord._meta.db_table), queues=queue_sql
         )
