@@ -107,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--concurrency",
         type=positive,
-        default=8,
+        default=64,
         help="conveyor --concurrency in the threaded drains (default: %(default)s)",
     )
     p.add_argument(
