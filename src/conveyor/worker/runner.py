@@ -16,7 +16,7 @@ from django.utils.json import normalize_json
 
 from conveyor.exceptions import MalformedTask
 from conveyor.models import Attempt, TaskRecord
-from conveyor.results import AnyResult, AnyTask, build_result, import_task, rebuild_task
+from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
 from conveyor.store import Outcome
 
 
@@ -27,14 +27,7 @@ class Prepared:
 
     def __init__(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
         self.record = record
-        task = import_task(record.task_path)
-        self.task: AnyTask = rebuild_task(
-            task,
-            priority=record.priority,
-            queue_name=record.queue_name,
-            run_after=record.run_after,
-            backend=record.backend_name,
-        )
+        self.task: AnyTask = stored_task(record)
         self.args, self.kwargs = stored_arguments(record)
         self.result: AnyResult = build_result(record, history, task=self.task)
 
