@@ -17,7 +17,7 @@ from conveyor.models import TaskRecord
 from tests.conftest import wait_until
 from tests.faults import TcpProxy
 from tests.tasksapp.models import Execution
-from tests.tasksapp.tasks import add, record
+from tests.tasksapp.tasks import add, record, sleep
 
 pytestmark = [
     pytest.mark.process,
@@ -109,3 +109,48 @@ def test_enqueue_during_an_outage_raises_to_the_caller(
         connection.settings_dict.update(original)
     assert TaskRecord.objects.filter(pk=result.id).exists()
     assert TaskRecord.objects.count() == 1
+
+
+def test_an_outage_longer_than_worker_timeout_takes_nothing_from_live_workers(
+    start_worker: Any, proxy: TcpProxy
+) -> None:
+    results = [sleep.enqueue(8) for _ in range(4)]
+    options = {"heartbeat_interval": 1, "worker_timeout": 4, "max_attempts": 3}
+    workers = [
+        start_worker("--concurrency", "2", options=options, env=port_option(proxy))
+        for _ in range(2)
+    ]
+    wait_until(
+        lambda: TaskRecord.objects.filter(status=TaskResultStatus.RUNNING).count() == 4,
+        what="all four tasks to run",
+    )
+    proxy.sever()
+    time.sleep(6)  # longer than worker_timeout: every heartbeat looks old afterwards
+    proxy.restore()
+    wait_until(lambda: finished() == 4, timeout=60, what="the tasks to finish")
+    for result in results:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.attempts == 1, result.errors
+    assert all(worker.alive() for worker in workers)
+    for worker in workers:
+        assert "no longer held" not in worker.log()
+
+
+def test_a_worker_started_during_an_outage_waits_for_the_database(
+    start_worker: Any, proxy: TcpProxy
+) -> None:
+    result = add.enqueue(2, 3)
+    proxy.sever()
+    worker = start_worker("--delay-max", "200", env=port_option(proxy))
+    wait_until(lambda: "Database unavailable" in worker.log(), what="the outage to be logged")
+    time.sleep(2)
+    assert worker.alive(), worker.log()
+    proxy.restore()
+    wait_until(
+        lambda: TaskRecord.objects.get(pk=result.id).status == TaskResultStatus.SUCCESSFUL,
+        timeout=30,
+        what="the task to run once the database is back",
+    )
+    assert worker.log().count("Database unavailable") == 1, worker.log()
+    assert "Traceback" not in worker.log()

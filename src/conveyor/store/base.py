@@ -518,6 +518,9 @@ class TaskStore:
             alive = set(
                 workers.filter(last_heartbeat_at__gte=cutoff).values_list("worker_id", flat=True)
             )
+            # A worker never takes its own tasks back, however old its heartbeat looks (its
+            # heartbeat thread may have been starved); only a new owner of its id does.
+            alive.add(recovered_by)
             if only is not None:
                 alive.discard(only)
             seen = dict(workers.values_list("worker_id", "last_heartbeat_at"))

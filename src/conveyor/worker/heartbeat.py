@@ -12,6 +12,7 @@ from django.db import DatabaseError, connections
 from conveyor.models import WorkerRecord
 from conveyor.store import TaskStore
 from conveyor.store.base import WorkerIdInUse
+from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.identity import Identity
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,11 @@ logger = logging.getLogger(__name__)
 class Heartbeat:
     """Registers the worker, beats every heartbeat_interval, and deregisters on a clean exit."""
 
-    def __init__(self, store: TaskStore, identity: Identity, queues: list[str]) -> None:
+    def __init__(
+        self, store: TaskStore, identity: Identity, queues: list[str], health: DatabaseHealth
+    ) -> None:
         self.store = store
+        self.health = health
         self.identity = identity
         self.queues = queues
         self._stop = threading.Event()
@@ -83,6 +87,7 @@ class Heartbeat:
                 self._register()
         except DatabaseError as exc:
             # The worker loop reports outages; a heartbeat just tries again next time.
+            self.health.failed()
             logger.debug("Heartbeat failed worker=%s: %s", self.identity.worker_id, exc)
             connections.close_all()
 

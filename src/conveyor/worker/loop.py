@@ -7,7 +7,6 @@ outcomes come back through `_collect` and are written in batches by `_flush`.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from conveyor.exceptions import WorkerInterrupted
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import error_of, import_task, make_result
 from conveyor.store import Outcome, QueueFilter, TaskStore, Written
+from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.identity import Identity
 from conveyor.worker.listener import Listener
@@ -68,15 +68,14 @@ class Worker:
         self._idle_delay = settings.delay_min.total_seconds()
         self._outage_since: float | None = None
         self._outage_attempts = 0
-        # When the last database outage ended (never, so far): see Maintenance.recover.
-        self._healthy_since = -math.inf
+        self.health = DatabaseHealth()
         self._claim_uncertain = False
-        self.heartbeat = Heartbeat(store, identity, settings.queues.served())
+        self.heartbeat = Heartbeat(store, identity, settings.queues.served(), self.health)
         self.maintenance = Maintenance(
             store,
             identity.worker_id,
             on_written=self._announce,
-            healthy_since=lambda: self._healthy_since,
+            health=self.health,
         )
         self.listener = (
             Listener(store.using, self.wakeup.set) if store.vendor == "postgresql" else None
@@ -96,7 +95,8 @@ class Worker:
 
     def run(self) -> int:
         """Run until stopped (or, with oneshot, until nothing is due); return the exit status."""
-        self.heartbeat.start()
+        if not self._register():
+            return EXIT_OK  # stopped before the database could be reached
         self.maintenance.start()
         if self.listener:
             self.listener.start()
@@ -113,6 +113,18 @@ class Worker:
         finally:
             self._shut_down(clean=status == EXIT_OK)
         return status
+
+    def _register(self) -> bool:
+        """Join the registry, waiting out a database that cannot be reached yet."""
+        while self._stopping_at is None:
+            try:
+                self.heartbeat.start()
+            except (DatabaseError, InterfaceError) as exc:
+                self._outage(exc)
+            else:
+                self._back_online()
+                return True
+        return False
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -332,10 +344,10 @@ class Worker:
             self.identity.worker_id,
         )
         self._outage_since = None
-        self._healthy_since = time.monotonic()
 
     def _outage(self, exc: Exception) -> None:
         """Log the first error of an outage, drop the broken connection, and back off."""
+        self.health.failed()
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             self._outage_attempts = 0

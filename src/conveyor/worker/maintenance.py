@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 
 from django.db import DatabaseError, connections
 
 from conveyor.store import TaskStore, Written
+from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.retention import Retention
 
 logger = logging.getLogger(__name__)
@@ -26,13 +26,12 @@ class Maintenance:
         worker_id: str,
         *,
         on_written: Callable[[list[Written]], None],
-        healthy_since: Callable[[], float],
+        health: DatabaseHealth,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
         self.on_written = on_written
-        # monotonic time since when this worker has reached the database without an outage
-        self.healthy_since = healthy_since
+        self.health = health
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="conveyor-maintenance", daemon=True)
         self.retention = Retention(store, worker_id, stopping=self._stop)
@@ -60,14 +59,15 @@ class Maintenance:
             self.recover()
             self.retention.run_if_due()
         except DatabaseError as exc:
+            self.health.failed()
             logger.debug("Maintenance failed, will try again: %s", exc)
             connections.close_all()
 
     def recover(self) -> None:
-        # After an outage every worker's heartbeat looks old; judge others only once this
-        # worker has itself been back for a full worker_timeout, so they can beat again.
-        timeout = self.store.options.worker_timeout.total_seconds()
-        if time.monotonic() - self.healthy_since() < timeout:
+        # During and after an outage every worker's heartbeat looks old: judge others only
+        # once this worker has reached the database without a failure for a full
+        # worker_timeout, so that they have had time to beat again.
+        if self.health.quiet_for() < self.store.options.worker_timeout.total_seconds():
             return
         written = self.store.recover_lost(recovered_by=self.worker_id)
         if written:

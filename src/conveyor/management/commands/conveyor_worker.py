@@ -6,12 +6,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from argparse import ArgumentParser
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 from django.core.management import BaseCommand, CommandError
+from django.db import InterfaceError, OperationalError
 
 from conveyor.management.arguments import milliseconds, positive_int, seconds
 from conveyor.management.backends import database_backend
@@ -21,10 +23,17 @@ from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
+logger = logging.getLogger("conveyor.worker")
+
+CHECK_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 LOG_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
 class Command(BaseCommand):
+    # Run by handle() once the database answers: on MariaDB/MySQL the system checks connect,
+    # and a worker started during an outage waits for the database instead of failing.
+    requires_system_checks: list[str] = []
+
     help = (
         "Run tasks enqueued with conveyor's DatabaseBackend until stopped. "
         "SIGTERM or SIGINT stops claiming and lets running tasks finish; a second signal "
@@ -117,6 +126,7 @@ class Command(BaseCommand):
                 raise CommandError("--oneshot runs in one process; drop --processes")
             sys.exit(Supervisor(child_command(sys.orig_argv), options["processes"]).run())
         configure_logging(options["verbosity"])
+        check_when_reachable(self)
         worker = Worker(backend.store, make_identity(worker_id(options["worker_id"])), settings)
         install_signal_handlers(worker)
         try:
@@ -149,6 +159,29 @@ class Command(BaseCommand):
             oneshot=options["oneshot"],
             shutdown_timeout=options["shutdown_timeout"],
         )
+
+
+def check_when_reachable(command: BaseCommand) -> None:
+    """Run the system checks, waiting (one log line) while the database cannot be reached."""
+    delay = iter(CHECK_RETRY_SECONDS)
+    seconds = next(delay)
+    while True:
+        try:
+            command.check()
+        except (OperationalError, InterfaceError) as exc:
+            if seconds == CHECK_RETRY_SECONDS[0]:
+                logger.error("Database unavailable; the worker waits for it: %s", first_line(exc))
+            try:
+                time.sleep(seconds)
+            except KeyboardInterrupt:
+                raise SystemExit(1) from None
+            seconds = next(delay, CHECK_RETRY_SECONDS[-1])
+        else:
+            return
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def worker_id(explicit: str | None) -> str | None:
