@@ -22,7 +22,7 @@ TASKS = 2000
 
 def test_workers_in_parallel_run_each_task_exactly_once(start_worker: Any) -> None:
     results = enqueue_many(record, [((), {}) for _ in range(TASKS)])
-    workers = [start_worker("--concurrency", "2", "--delay-max", "200") for _ in range(4)]
+    workers = [start_worker("--concurrency", "8", "--delay-max", "200") for _ in range(4)]
     wait_until(
         lambda: not TaskRecord.objects.exclude(status=TaskResultStatus.SUCCESSFUL).exists(),
         timeout=240,
