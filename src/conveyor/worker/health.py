@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 
@@ -16,13 +15,15 @@ class DatabaseHealth:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last_failure = -math.inf
+        # A worker knows nothing of the time before it started: had the database been down
+        # just then, every heartbeat would look old. Starting counts as a failure.
+        self._last_failure = time.monotonic()
 
     def failed(self) -> None:
         with self._lock:
             self._last_failure = time.monotonic()
 
     def quiet_for(self) -> float:
-        """Seconds since the last failure (infinite if there was none)."""
+        """Seconds since the last failure, or since the worker started."""
         with self._lock:
             return time.monotonic() - self._last_failure

@@ -65,8 +65,8 @@ class Maintenance:
 
     def recover(self) -> None:
         # During and after an outage every worker's heartbeat looks old: judge others only
-        # once this worker has reached the database without a failure for a full
-        # worker_timeout, so that they have had time to beat again.
+        # once this worker has been up, reaching the database without a failure, for a full
+        # worker_timeout; any worker alive meanwhile has beaten by then.
         if self.health.quiet_for() < self.store.options.worker_timeout.total_seconds():
             return
         written = self.store.recover_lost(recovered_by=self.worker_id)
