@@ -120,9 +120,11 @@ def test_an_outage_longer_than_worker_timeout_takes_nothing_from_live_workers(
         start_worker("--concurrency", "2", options=options, env=port_option(proxy))
         for _ in range(2)
     ]
+    # Started, not only claimed: the test app's task_started receiver writes a row, and a
+    # receiver that meets the cut database fails its task.
     wait_until(
-        lambda: TaskRecord.objects.filter(status=TaskResultStatus.RUNNING).count() == 4,
-        what="all four tasks to run",
+        lambda: Execution.objects.filter(label__startswith="signal:started").count() == 4,
+        what="all four tasks to start",
     )
     proxy.sever()
     time.sleep(6)  # longer than worker_timeout: every heartbeat looks old afterwards
