@@ -183,8 +183,6 @@ class Fleet:
     # worker id -> wall-clock time it was first killed, stopped or frozen
     faulted: dict[str, float] = field(default_factory=dict)
     crashes: list[str] = field(default_factory=list)  # exits nobody asked for, hangs
-    # Workers that exited at start-up because the database was unreachable (see refused())
-    refusals: list[Path] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     # (wall-clock time, workers up) at every change: who could have run recovery, and when
     up_timeline: list[tuple[float, int]] = field(default_factory=list)
@@ -281,13 +279,10 @@ class Fleet:
         return events
 
     def exited(self, slot: Slot) -> str:
-        """Note a worker that exited unasked: refused to start, or crashed."""
+        """Note a worker that exited unasked: a crash (one started during a cut waits)."""
         assert slot.process is not None
         slot.process.kill()  # reaps it and closes its log
         status = slot.process.popen.returncode
-        if refused(slot.process.log_path):
-            self.refusals.append(slot.process.log_path)
-            return f"{slot.worker_id} could not start (database unreachable), exit {status}"
         self.crashes.append(f"{slot.worker_id} exited with {status}")
         return f"CRASH {self.crashes[-1]}"
 
@@ -585,30 +580,13 @@ def recovery_delays(
     ]
 
 
-# Frames of a worker's start-up that need the database: Django's system checks (MySQL's
-# look at the server) and the registration in the worker registry.
-START_UP_FRAMES = ("in run_checks", "in _register")
-
-
-def refused(log_path: Path) -> bool:
-    """Whether a worker's log ends with its start-up failing on an unreachable database: a
-    worker started during an outage exits (status 1) instead of waiting for the database."""
-    text = log_path.read_text(errors="replace")
-    raised = [line for line in text.splitlines() if line[:1].isalpha() and "Error: " in line]
-    started_up = not any(frame in text for frame in START_UP_FRAMES)
-    return bool(raised) and "OperationalError" in raised[-1] and not started_up
-
-
 def log_counts(fleet: Fleet) -> Counter[str]:
-    """How often each LOG_MARKERS line appears in the workers' logs; tracebacks of workers that
-    could not register are counted apart."""
+    """How often each LOG_MARKERS line appears in the workers' logs."""
     counts: Counter[str] = Counter()
     for path in sorted(fleet.log_dir.glob("chaos-*.log")):
         text = path.read_text(errors="replace")
         for what, marker in LOG_MARKERS.items():
             counts[what] += text.count(marker)
-        if path in fleet.refusals:
-            counts["tracebacks"] -= text.count(LOG_MARKERS["tracebacks"])
     return counts
 
 
@@ -649,7 +627,6 @@ def report(
     print(f"worker logs         {', '.join(f'{n} {what}' for what, n in logs.items())}")
     print(f"final stop          exit statuses {statuses}")
     print(f"load average        {reliability.load_average()}")
-    print(f"refused to start    {len(fleet.refusals)} (started during a cut; restarted)")
     for line in fleet.crashes:
         print(f"CRASH               {line}")
     for pk, why in sorted(verdict.duplicates.items())[:20]:
@@ -666,6 +643,7 @@ def report(
         + len(verdict.unexplained)
         + len(verdict.successful_without_run)
         + len(fleet.crashes)
+        + verdict.taken_from_live
         + logs["tracebacks"]
     )
     print(f"\nverdict: {'PASS' if not problems else 'FAIL'} (logs in {fleet.log_dir})")
