@@ -32,6 +32,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["stderr"], "level": "WARNING"},
+    # Django logs every task's state changes at INFO from its signal receivers; some systems
+    # send those signals, others not. Workers run with logging off, so these are off too.
+    "loggers": {"django.tasks": {"level": "WARNING"}},
 }
 
 if os.environ.get("BENCH_SQL_COUNT_DIR"):
