@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache, partial
+from functools import cached_property, partial
 from typing import Any, ClassVar
 
 from django.db import DatabaseError, connections, transaction
@@ -91,7 +91,7 @@ class QueueFilter:
         sql, params = "", []
         for names, operator in ((self.include, "IN"), (self.exclude or None, "NOT IN")):
             if names is not None:
-                sql += f" AND {column} {operator} ({', '.join(['%s'] * len(names))})"
+                sql += f" AND {column} {operator} ({placeholders(names)})"
                 params.extend(sorted(names))
         return sql, params
 
@@ -124,6 +124,19 @@ class NewTask:
     finished_at: ClassVar[datetime | None] = None
     last_attempted_at: ClassVar[datetime | None] = None
     return_value: ClassVar[Any] = None
+
+    def insert_values(self) -> tuple[str, str, str, int, bool, str, datetime | None]:
+        """What an INSERT takes from it: path, backend, queue, priority, takes_context,
+        the arguments as JSON text, run_after."""
+        return (
+            self.task_path,
+            self.backend_name,
+            self.queue_name,
+            self.priority,
+            self.takes_context,
+            self.arguments_json,
+            self.run_after,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,14 +227,14 @@ class TaskStore:
     def datetime_from_db(self, value: Any) -> datetime:
         """A datetime column value as the ORM would return it (aware, on USE_TZ)."""
         connection = self.connection
-        column, converters = self._datetime_converters(connection.vendor)
+        column, converters = self._datetime_converters
         for converter in converters:
             value = converter(value, column, connection)
         converted: datetime = value
         return converted
 
-    @cache  # noqa: B019 - one entry per vendor; stores live as long as the process
-    def _datetime_converters(self, vendor: str) -> tuple[Any, list[Any]]:
+    @cached_property
+    def _datetime_converters(self) -> tuple[Any, list[Any]]:
         field = TaskRecord._meta.get_field("finished_at")
         column = field.get_col(TaskRecord._meta.db_table)
         converters = [
@@ -291,17 +304,10 @@ class TaskStore:
         adapt = self.connection.ops.adapt_datetimefield_value
         params: list[Any] = []
         for record in records:
-            run_after = None if record.run_after is None else adapt(record.run_after)
-            params += [
-                record.task_path,
-                record.backend_name,
-                record.queue_name,
-                record.priority,
-                record.takes_context,
-                record.arguments_json,
-                run_after,
-                run_after,  # available_after: run_after, or else the database clock
-            ]
+            *values, run_after = record.insert_values()
+            stamp = None if run_after is None else adapt(run_after)
+            # available_after: run_after, or else the database clock (see the row below)
+            params += [*values, stamp, stamp]
         # A READY row, no attempt yet, held by nobody; enqueued_at is the column's default.
         row = (
             f"(%s, %s, %s, %s, %s, {self.json_placeholder}, 'READY', 0, '', %s, "
@@ -579,7 +585,7 @@ class TaskStore:
         return deleted
 
 
-def placeholders(values: Sequence[Any]) -> str:
+def placeholders(values: Sequence[Any] | frozenset[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 

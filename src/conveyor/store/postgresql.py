@@ -128,22 +128,9 @@ class PostgreSQLStore(TaskStore):
         if len(records) == 1:
             super()._insert_batch(records)  # one row: the plain VALUES statement plans faster
             return
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
-        for record in records:
-            for column, value in zip(
-                columns,
-                (
-                    record.task_path,
-                    record.backend_name,
-                    record.queue_name,
-                    record.priority,
-                    record.takes_context,
-                    record.arguments_json,
-                    record.run_after,
-                ),
-                strict=True,
-            ):
-                column.append(value)
+        # One list per column (psycopg sends a list as an array; INSERT_SQL unnests them).
+        rows = [record.insert_values() for record in records]
+        columns = [list(column) for column in zip(*rows, strict=True)]
         with self.connection.cursor() as cursor:
             cursor.execute(INSERT_SQL.format(task=self.table(TaskRecord)), columns)
             returned = cursor.fetchall()
