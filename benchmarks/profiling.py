@@ -21,7 +21,7 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("start-up (django.setup, checks)", ("setup (django/__init__.py", "check (django/core/")),
     ("claim (store.claim)", ("claim (conveyor/store/",)),
     ("finish (store.finish)", ("finish (conveyor/store/", "_finish (conveyor/store/")),
-    ("results and signals (_announce)", ("_announce (conveyor/worker/loop.py",)),
+    ("results and signals (announce)", ("announce (conveyor/worker/announce.py",)),
     ("running the task (runner)", ("run_sync (conveyor/worker/runner.py",)),
     (
         "heartbeat and maintenance threads",

@@ -9,7 +9,7 @@ from django.tasks import Task, TaskResult
 from django.utils import timezone
 
 from conveyor.models import TaskRecord
-from conveyor.store import QueueFilter, TaskStore
+from conveyor.store import Engine, QueueFilter
 from tests.tasksapp.tasks import add
 
 ALL_QUEUES = QueueFilter()
@@ -31,5 +31,5 @@ def later(**delta: float) -> datetime:
     return timezone.now() + timedelta(**delta)
 
 
-def claim_all(store: TaskStore, worker_id: str = "w1", limit: int = 100) -> list[TaskRecord]:
+def claim_all(store: Engine, worker_id: str = "w1", limit: int = 100) -> list[TaskRecord]:
     return store.claim(worker_id=worker_id, queues=ALL_QUEUES, limit=limit)

@@ -20,7 +20,7 @@ from django.utils.json import normalize_json
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.models import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
-from conveyor.store import NewTask, TaskStore, store_for
+from conveyor.store import Engine, NewTask, store_for
 
 MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
 
@@ -49,7 +49,7 @@ class DatabaseBackend(BaseTaskBackend):
         )
 
     @cached_property
-    def store(self) -> TaskStore:
+    def store(self) -> Engine:
         return store_for(
             backend_name=self.alias,
             options=self.config,
@@ -102,10 +102,10 @@ class DatabaseBackend(BaseTaskBackend):
         """Retrieve a task result by id; raise TaskResultDoesNotExist if there is none."""
         pk = parse_result_id(result_id)
         try:
-            record = self.store.tasks.get(pk=pk)
+            record, attempts = self.store.task(pk)
         except TaskRecord.DoesNotExist:
             raise TaskResultDoesNotExist(result_id) from None
-        return build_result(record, record.attempts.select_related("error"))
+        return build_result(record, attempts)
 
     async def aget_result(self, result_id: str) -> AnyResult:
         """See get_result()."""
@@ -113,13 +113,8 @@ class DatabaseBackend(BaseTaskBackend):
 
     def get_results[**P, R](self, task: Task[P, R]) -> Iterator[TaskResult[P, R]]:
         """Every result of one task, newest first."""
-        records = (
-            self.store.tasks.filter(task_path=task.module_path)
-            .order_by("-enqueued_at", "-id")
-            .prefetch_related("attempts__error")
-        )
-        for record in records.iterator(chunk_size=500):
-            yield cast("TaskResult[P, R]", build_result(record, record.attempts.all(), task=task))
+        for record, attempts in self.store.tasks_of(task.module_path):
+            yield cast("TaskResult[P, R]", build_result(record, attempts, task=task))
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """Report configuration problems of this backend."""

@@ -36,11 +36,10 @@ def enqueue_many[**P, R](
 
 def record(backend: DatabaseBackend, task: AnyTask, index: int, call: object) -> NewTask:
     """The unsaved row of one call; raise TypeError naming the item if it is bad."""
+    args, kwargs = checked_call(index, call)
     try:
-        return backend.new_task(task, *checked_call(index, call))
+        return backend.new_task(task, args, kwargs)
     except TypeError as exc:
-        if str(exc).startswith("enqueue_many"):
-            raise
         raise TypeError(f"enqueue_many item {index}: {exc}") from exc
 
 

@@ -26,5 +26,5 @@ class MalformedTask(ConveyorError):
     """The stored task cannot be run as it is stored."""
 
 
-class QueueNotConfigured(ConveyorError):
-    """The task's queue is not configured for its backend."""
+class WorkerIdInUse(ConveyorError):
+    """Another live worker uses this worker id."""

@@ -15,10 +15,6 @@ class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
     def ready(self) -> TaskRecordQuerySet:
         return self.filter(status=TaskResultStatus.READY)
 
-    def due(self) -> TaskRecordQuerySet:
-        """READY tasks whose available_after has passed on the database clock."""
-        return self.ready().filter(available_after__lte=Now())
-
     def running(self) -> TaskRecordQuerySet:
         return self.filter(status=TaskResultStatus.RUNNING)
 
@@ -132,8 +128,9 @@ class WorkerRecord(models.Model):
     backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
-    # Queue names served; empty means every queue of the backend.
+    # Queue names served; empty means every queue of the backend but the excluded ones.
     queues = models.JSONField(default=list)
+    excluded_queues = models.JSONField(default=list)
     started_at = models.DateTimeField(db_default=Now())
     last_heartbeat_at = models.DateTimeField(db_default=Now())
 

@@ -13,7 +13,7 @@ from django.tasks.base import TaskError
 from django.utils.module_loading import import_string
 
 from conveyor.models import Attempt, TaskRecord
-from conveyor.store.base import NewTask
+from conveyor.store.values import NewTask
 
 type AnyTask = Task[..., Any]
 type AnyResult = TaskResult[..., Any]
@@ -114,3 +114,41 @@ def make_result(
         value = record.return_value if return_value is _STORED else return_value
         object.__setattr__(result, "_return_value", value)
     return result
+
+
+def has_history(record: TaskRecord) -> bool:
+    """Whether a claimed task was attempted before: retried by its policy, or by an operator
+    (whose retry renews the budget, so attempt_count starts again from zero)."""
+    return record.attempt_count > 1 or record.started_at != record.last_attempted_at
+
+
+def finished_result(
+    record: TaskRecord,
+    *,
+    task: AnyTask,
+    status: TaskResultStatus,
+    finished_at: datetime | None,
+    return_value: Any,
+    error: TaskError | None,
+    history: Sequence[Attempt],
+) -> AnyResult:
+    """The result of a task that just reached a final state, as its last attempt left it.
+
+    `history` holds every attempt, the last included, when the task had earlier ones (see
+    has_history); without them it is not read, and the last attempt is the whole history.
+    """
+    if has_history(record):
+        errors = [e for e in map(error_of, history) if e is not None]
+        worker_ids = [attempt.worker_id for attempt in history]
+    else:
+        errors = [error] if error else []
+        worker_ids = [record.worker_id]
+    return make_result(
+        record,
+        task=task,
+        errors=errors,
+        worker_ids=worker_ids,
+        status=status,
+        finished_at=finished_at,
+        return_value=return_value,
+    )

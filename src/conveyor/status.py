@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q
 from django.tasks import TaskResultStatus
 
-from conveyor.models import WorkerRecord
-from conveyor.store import TaskStore
+from conveyor.store import Engine
 
-RECENT_MINUTE = timedelta(minutes=1)
 RECENT_HOUR = timedelta(hours=1)
 STATUSES = tuple(TaskResultStatus)
 
@@ -31,13 +28,15 @@ class WorkerState:
     host: str
     pid: int
     queues: list[str]
+    excluded_queues: list[str]
     started_at: datetime
     last_heartbeat_at: datetime
     alive: bool
 
     def serves(self, queue: str) -> bool:
-        """Whether this worker runs tasks of a queue (an empty list means every queue)."""
-        return not self.queues or queue in self.queues
+        """Whether this worker runs tasks of a queue (no queues listed: every queue but the
+        excluded ones)."""
+        return (not self.queues or queue in self.queues) and queue not in self.excluded_queues
 
 
 @dataclass(slots=True)
@@ -73,7 +72,7 @@ QueueLookup = Callable[[str], QueueState]
 
 
 def backend_state(
-    store: TaskStore, *, configured_queues: set[str], counts: bool = True
+    store: Engine, *, configured_queues: set[str], counts: bool = True
 ) -> BackendState:
     """Read the state of one backend; `counts=False` skips the queries that scan history."""
     now = store.database_now()
@@ -101,57 +100,41 @@ def backend_state(
     )
 
 
-def _add_due(store: TaskStore, now: datetime, queue: QueueLookup) -> None:
-    due = (
-        store.tasks.ready()
-        .filter(available_after__lte=now)
-        .values("queue_name")
-        .annotate(n=Count("pk"), oldest=Min("available_after"))
-        .order_by()
-    )
-    for row in due:
-        state = queue(row["queue_name"])
-        state.due, state.oldest_due_age = row["n"], max(now - row["oldest"], timedelta(0))
+def _add_due(store: Engine, now: datetime, queue: QueueLookup) -> None:
+    for row in store.due_counts():
+        state = queue(row.queue_name)
+        state.due, state.oldest_due_age = row.count, row.oldest_wait
 
 
-def _add_counts(store: TaskStore, queue: QueueLookup) -> None:
-    rows = store.tasks.values("queue_name", "status").annotate(n=Count("pk")).order_by()
-    for row in rows:
-        queue(row["queue_name"]).counts[row["status"]] = row["n"]
+def _add_counts(store: Engine, queue: QueueLookup) -> None:
+    for row in store.status_counts():
+        queue(row.queue_name).counts[row.status] = row.count
 
 
-def _add_recent(store: TaskStore, now: datetime, queue: QueueLookup) -> None:
-    minute = Q(finished_at__gte=now - RECENT_MINUTE)
-    rows = (
-        store.tasks.finished()
-        .filter(finished_at__gte=now - RECENT_HOUR)
-        .values("queue_name", "status")
-        .annotate(hour=Count("pk"), minute=Count("pk", filter=minute))
-        .order_by()
-    )
-    for row in rows:
-        state = queue(row["queue_name"])
-        state.finished_last_hour += row["hour"]
-        state.finished_last_minute += row["minute"]
-        if row["status"] == TaskResultStatus.FAILED:
-            state.failed_last_hour += row["hour"]
-            state.failed_last_minute += row["minute"]
+def _add_recent(store: Engine, now: datetime, queue: QueueLookup) -> None:
+    for row in store.finished_counts(since=RECENT_HOUR):
+        state = queue(row.queue_name)
+        state.finished_last_hour += row.count
+        state.finished_last_minute += row.last_minute
+        if row.status == TaskResultStatus.FAILED:
+            state.failed_last_hour += row.count
+            state.failed_last_minute += row.last_minute
 
 
-def _workers(store: TaskStore, now: datetime) -> list[WorkerState]:
+def _workers(store: Engine, now: datetime) -> list[WorkerState]:
     cutoff = now - store.options.worker_timeout
-    rows = WorkerRecord.objects.using(store.using).filter(backend_name=store.backend_name)
     return [
         WorkerState(
             worker_id=row.worker_id,
             host=row.host,
             pid=row.pid,
             queues=list(row.queues or []),
+            excluded_queues=list(row.excluded_queues or []),
             started_at=row.started_at,
             last_heartbeat_at=row.last_heartbeat_at,
             alive=row.last_heartbeat_at >= cutoff,
         )
-        for row in rows.order_by("worker_id")
+        for row in store.workers()
     ]
 
 
@@ -210,6 +193,7 @@ def _worker_json(worker: WorkerState) -> dict[str, Any]:
         "host": worker.host,
         "pid": worker.pid,
         "queues": worker.queues,
+        "excluded_queues": worker.excluded_queues,
         "started_at": worker.started_at.isoformat(),
         "last_heartbeat_at": worker.last_heartbeat_at.isoformat(),
         "alive": worker.alive,

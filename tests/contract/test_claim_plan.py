@@ -14,7 +14,7 @@ from conveyor.models import TaskRecord
 from conveyor.store import QueueFilter
 from conveyor.store.mysql import PICK_SQL as MYSQL_PICK
 from conveyor.store.postgresql import CLAIM_SQL as POSTGRESQL_CLAIM
-from conveyor.store.postgresql import PostgreSQLStore
+from conveyor.store.postgresql import PLANNER_SQL, skip_planner_results
 from conveyor.store.sqlite import CLAIM_SQL as SQLITE_CLAIM
 from tests.tasksapp.tasks import noop
 
@@ -35,11 +35,12 @@ def analyze() -> None:
 def claim_plan(backend: DatabaseBackend) -> str:
     table = connection.ops.quote_name(TaskRecord._meta.db_table)
     with connection.cursor() as cursor:
-        if isinstance(backend.store, PostgreSQLStore):
-            backend.store.tune_session()  # as the worker's connection is
+        if connection.vendor == "postgresql":
+            # With the planner settings the claim is sent with.
             queue_sql, queue_params = QUEUES.as_sql(column="(queue_name || '')")
             sql = POSTGRESQL_CLAIM.format(table=table, queues=queue_sql)
-            cursor.execute(f"EXPLAIN {sql}", [backend.alias, *queue_params, 10, "w"])
+            cursor.execute(f"{PLANNER_SQL}EXPLAIN {sql}", [backend.alias, *queue_params, 10, "w"])
+            skip_planner_results(cursor)
         elif connection.vendor == "sqlite":
             queue_sql, queue_params = QUEUES.as_sql()
             sql = SQLITE_CLAIM.format(table=table, queues=queue_sql)

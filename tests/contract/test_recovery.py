@@ -10,9 +10,9 @@ from django.db import connections
 from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
-from conveyor.exceptions import WorkerLost
+from conveyor.exceptions import WorkerIdInUse, WorkerLost
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
-from conveyor.store.base import WorkerIdInUse
+from conveyor.store import QueueFilter
 from tests.factories import ago, claim_all, enqueue
 
 READY, RUNNING, FAILED = (
@@ -24,7 +24,7 @@ LOST = f"{WorkerLost.__module__}.{WorkerLost.__qualname__}"
 
 
 def register(backend: DatabaseBackend, worker_id: str, *, last_seen: Any = None) -> None:
-    backend.store.register_worker(worker_id=worker_id, host="h", pid=1, queues=[])
+    backend.store.register_worker(worker_id=worker_id, host="h", pid=1, queues=QueueFilter())
     if last_seen is not None:
         WorkerRecord.objects.filter(worker_id=worker_id).update(last_heartbeat_at=last_seen)
 

@@ -11,7 +11,6 @@ from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
 from conveyor.models import TaskRecord
 from conveyor.store import Outcome
-from conveyor.store.postgresql import PostgreSQLStore
 from tests.factories import claim_all
 from tests.tasksapp.tasks import noop
 
@@ -38,8 +37,6 @@ def test_claim_and_finish_cost_the_same_for_one_task_or_fifty(
     backend: DatabaseBackend, size: int
 ) -> None:
     enqueue_many(noop, [((), {})] * size)
-    if isinstance(backend.store, PostgreSQLStore):
-        backend.store.tune_session()  # once per database session, not per claim
     claimed: list[TaskRecord] = []
     claim_statements = count(lambda: claimed.extend(claim_all(backend.store, "w", limit=size)))
     assert len(claimed) == size

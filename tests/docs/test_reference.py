@@ -21,7 +21,6 @@ from conveyor.conf import RetryPolicy, parse_options
 from conveyor.management.commands import conveyor_purge, conveyor_status, conveyor_worker
 from conveyor.models import Attempt, Error, Lease, TaskRecord, WorkerRecord
 from conveyor.store import Outcome
-from conveyor.store.postgresql import PostgreSQLStore
 from tests.docs.pages import ROOT, UNMARKED_PAGES, checked_pages, code, codes, table
 from tests.factories import claim_all
 from tests.tasksapp.tasks import noop
@@ -224,8 +223,6 @@ def test_statement_counts_on_this_database(backend: DatabaseBackend) -> None:
         row["`enqueue_many()` of 2,500"]
     )
     TaskRecord.objects.all().delete()
-    if isinstance(backend.store, PostgreSQLStore):
-        backend.store.tune_session()  # once per database session (see the claim), not per claim
     for size in (1, 50):
         enqueue_many(noop, [((), {})] * size)
         claimed: list[TaskRecord] = []

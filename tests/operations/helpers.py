@@ -11,7 +11,7 @@ from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
 from conveyor.models import TaskRecord
-from conveyor.store import Outcome, TaskStore
+from conveyor.store import Engine, Outcome
 from tests.conftest import wait_until
 from tests.factories import claim_all, enqueue
 
@@ -23,14 +23,14 @@ def boom() -> TaskError:
     )
 
 
-def finish_failed(store: TaskStore, records: Sequence[TaskRecord], worker_id: str = "") -> None:
+def finish_failed(store: Engine, records: Sequence[TaskRecord], worker_id: str = "") -> None:
     """Record a ValueError for claimed records (worker id: the one that claimed them)."""
     for record in records:
         outcome = Outcome(record, TaskResultStatus.FAILED, error=boom())
         store.finish(worker_id=worker_id or record.worker_id, outcomes=[outcome])
 
 
-def fail_once(store: TaskStore, **fields: Any) -> TaskRecord:
+def fail_once(store: Engine, **fields: Any) -> TaskRecord:
     """A task that ran once on worker 'w1' and failed for good (max_attempts is 1)."""
     row = enqueue(**fields)
     (claimed,) = claim_all(store, "w1")
@@ -39,7 +39,7 @@ def fail_once(store: TaskStore, **fields: Any) -> TaskRecord:
     return TaskRecord.objects.get(pk=row.pk)
 
 
-def succeed_once(store: TaskStore, value: Any = 3) -> TaskRecord:
+def succeed_once(store: Engine, value: Any = 3) -> TaskRecord:
     row = enqueue()
     (claimed,) = claim_all(store, "w1")
     store.finish(
@@ -48,7 +48,7 @@ def succeed_once(store: TaskStore, value: Any = 3) -> TaskRecord:
     return TaskRecord.objects.get(pk=row.pk)
 
 
-def claim_due(store: TaskStore, worker_id: str) -> list[TaskRecord]:
+def claim_due(store: Engine, worker_id: str) -> list[TaskRecord]:
     """Claim the one task, waiting out a retry that is due this very millisecond (SQLite
     compares times as text, and a retry's time may carry more digits than its clock)."""
     claimed: list[TaskRecord] = wait_until(lambda: claim_all(store, worker_id), timeout=5)

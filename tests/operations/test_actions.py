@@ -11,7 +11,6 @@ from conveyor.backend import DatabaseBackend
 from conveyor.exceptions import TaskCancelled
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome
-from conveyor.store.actions import cancel, retry, run_now
 from tests.conftest import wait_until
 from tests.factories import ago, claim_all, enqueue, later
 from tests.operations.helpers import claim_due, fail_once, finish_failed, race
@@ -30,7 +29,7 @@ class TestRetry:
     ) -> None:
         row = fail_once(backend.store)
         assert (row.status, row.attempt_count) == (FAILED, 1)
-        applied = retry(backend.store, [row.pk])
+        applied = backend.store.retry([row.pk])
         assert applied.changed == (row.pk,)
         assert applied.refused == ()
         stored = TaskRecord.objects.get(pk=row.pk)
@@ -49,7 +48,7 @@ class TestRetry:
         for _ in range(3):
             finish_failed(backend.store, claim_due(backend.store, "w1"))
         assert TaskRecord.objects.get(pk=row.pk).status == FAILED
-        retry(backend.store, [row.pk])
+        backend.store.retry([row.pk])
         statuses = []
         for _ in range(3):
             finish_failed(backend.store, claim_due(backend.store, "w2"))
@@ -62,7 +61,7 @@ class TestRetry:
         self, backend: DatabaseBackend, status: TaskResultStatus
     ) -> None:
         row = enqueue(status=status, attempt_count=1, available_after=later(hours=1))
-        applied = retry(backend.store, [row.pk])
+        applied = backend.store.retry([row.pk])
         assert (applied.changed, applied.refused) == ((), (row.pk,))
         stored = TaskRecord.objects.get(pk=row.pk)
         assert (stored.status, stored.attempt_count) == (status, 1)
@@ -72,7 +71,7 @@ class TestRetry:
         self, backend: DatabaseBackend
     ) -> None:
         other = enqueue(status=FAILED, backend_name="elsewhere")
-        applied = retry(backend.store, [other.pk, 10**12])
+        applied = backend.store.retry([other.pk, 10**12])
         assert applied.changed == ()
         assert set(applied.refused) == {other.pk, 10**12}
         assert TaskRecord.objects.get(pk=other.pk).status == FAILED
@@ -83,7 +82,7 @@ class TestRunNow:
     def test_a_deferred_task_becomes_due_and_is_claimed(self, backend: DatabaseBackend) -> None:
         deferred = enqueue(available_after=later(hours=2))
         assert claim_all(backend.store) == []
-        applied = run_now(backend.store, [deferred.pk])
+        applied = backend.store.run_now([deferred.pk])
         assert applied.changed == (deferred.pk,)
         stored = TaskRecord.objects.get(pk=deferred.pk)
         assert stored.status == READY
@@ -94,7 +93,7 @@ class TestRunNow:
         due = enqueue(available_after=ago(minutes=1))
         running = enqueue(status=RUNNING, available_after=later(hours=1))
         finished = enqueue(status=SUCCESSFUL, available_after=later(hours=1))
-        applied = run_now(backend.store, [due.pk, running.pk, finished.pk])
+        applied = backend.store.run_now([due.pk, running.pk, finished.pk])
         assert applied.changed == ()
         assert set(applied.refused) == {due.pk, running.pk, finished.pk}
         for row in (due, running, finished):
@@ -106,7 +105,7 @@ class TestRunNow:
 class TestCancel:
     def test_a_ready_task_ends_failed_with_task_cancelled(self, backend: DatabaseBackend) -> None:
         row = enqueue(available_after=later(hours=1))
-        applied = cancel(backend.store, [row.pk], cancelled_by="admin:alice")
+        applied = backend.store.cancel([row.pk], cancelled_by="admin:alice")
         assert applied.changed == (row.pk,)
         stored = TaskRecord.objects.get(pk=row.pk)
         assert stored.status == FAILED
@@ -128,7 +127,7 @@ class TestCancel:
         self, backend: DatabaseBackend, status: TaskResultStatus
     ) -> None:
         row = enqueue(status=status)
-        applied = cancel(backend.store, [row.pk], cancelled_by="admin:alice")
+        applied = backend.store.cancel([row.pk], cancelled_by="admin:alice")
         assert (applied.changed, applied.refused) == ((), (row.pk,))
         assert TaskRecord.objects.get(pk=row.pk).status == status
         assert not Attempt.objects.filter(task_id=row.pk).exists()
@@ -137,7 +136,7 @@ class TestCancel:
         ready = [enqueue() for _ in range(3)]
         running = claim_all(backend.store, "w1", limit=1)
         assert [r.pk for r in running] == [ready[0].pk]
-        applied = cancel(backend.store, [r.pk for r in ready], cancelled_by="ops")
+        applied = backend.store.cancel([r.pk for r in ready], cancelled_by="ops")
         assert applied.changed == (ready[1].pk, ready[2].pk)
         assert applied.refused == (ready[0].pk,)
         # The running task's worker still holds it and may record its outcome.
@@ -146,8 +145,8 @@ class TestCancel:
 
     def test_a_cancelled_task_can_be_retried(self, backend: DatabaseBackend) -> None:
         row = enqueue()
-        cancel(backend.store, [row.pk], cancelled_by="ops")
-        assert retry(backend.store, [row.pk]).changed == (row.pk,)
+        backend.store.cancel([row.pk], cancelled_by="ops")
+        assert backend.store.retry([row.pk]).changed == (row.pk,)
         assert [r.pk for r in claim_all(backend.store)] == [row.pk]
 
 
@@ -164,7 +163,7 @@ def test_cancel_racing_claims_never_both_win(backend: DatabaseBackend) -> None:
 
         def act(index: int, ids: list[int] = ids) -> list[int]:
             if index == 0:
-                return list(cancel(store, reversed(ids), cancelled_by="racer").changed)
+                return list(store.cancel(reversed(ids), cancelled_by="racer").changed)
             claimed: list[int] = []
             while batch := claim_all(store, f"w{index}", limit=3):
                 claimed += [r.pk for r in batch]
@@ -190,7 +189,7 @@ def test_a_worker_never_runs_a_task_cancelled_while_it_works(
     ids = [int(r.id) for r in results]
     worker = start_worker("--concurrency", "2")
     wait_until(task_runs().exists, what="the worker to start running tasks")
-    cancelled = set(cancel(backend.store, reversed(ids), cancelled_by="racer").changed)
+    cancelled = set(backend.store.cancel(reversed(ids), cancelled_by="racer").changed)
     unfinished = TaskRecord.objects.filter(pk__in=ids, status__in=[READY, RUNNING])
     wait_until(lambda: not unfinished.exists(), timeout=60, what="every task to end")
     ran = set(task_runs().values_list("result_id", flat=True))
@@ -218,7 +217,7 @@ def test_retry_continues_the_attempt_count_and_renews_the_budget(
     result.refresh()
     assert result.status == FAILED
     assert len(result.errors) == 3
-    applied = retry(backend.store, [int(result.id)])
+    applied = backend.store.retry([int(result.id)])
     assert applied.changed == (int(result.id),)
     worker = start_worker("--oneshot")
     assert worker.wait() == 0, worker.log()

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conveyor.backend import DatabaseBackend
 from conveyor.models import Attempt, Lease, TaskRecord, WorkerRecord
-from conveyor.worker.retention import LeaseTable, Retention
+from conveyor.worker.retention import NamedLease, Retention
 from tests.conftest import wait_until
 from tests.factories import ago
 from tests.operations.helpers import race
@@ -146,8 +146,8 @@ class TestRun:
 
 @pytest.mark.django_db
 class TestLease:
-    def lease(self, holder: str, backend: DatabaseBackend) -> LeaseTable:
-        return LeaseTable(backend.store, LEASE, holder, timedelta(minutes=5))
+    def lease(self, holder: str, backend: DatabaseBackend) -> NamedLease:
+        return NamedLease(backend.store, LEASE, holder, timedelta(minutes=5))
 
     def test_the_holder_keeps_it_and_another_takes_it_once_it_expires(
         self, backend: DatabaseBackend
@@ -176,7 +176,7 @@ class TestLease:
 @pytest.mark.django_db(transaction=True)
 def test_one_of_many_racing_workers_takes_the_lease(backend: DatabaseBackend) -> None:
     for _ in range(5):
-        takers = [LeaseTable(backend.store, LEASE, f"w{i}", timedelta(minutes=1)) for i in range(6)]
+        takers = [NamedLease(backend.store, LEASE, f"w{i}", timedelta(minutes=1)) for i in range(6)]
         won = race(6, lambda i, takers=takers: takers[i].take())
         assert won.count(True) == 1, won
         assert Lease.objects.get(name=LEASE).holder == f"w{won.index(True)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from typing import Any
 
@@ -112,3 +113,13 @@ def slow_first(context: TaskContext[Any, Any], seconds: float, label: str = "") 
     if context.attempt == 1:
         time.sleep(seconds)
     return context.attempt
+
+
+# Set by tests that run a worker in their own process (tests/contract/test_loop.py).
+RELEASE = threading.Event()
+
+
+@task
+def held() -> None:
+    """Wait until the test running it in process releases it (at most a minute)."""
+    RELEASE.wait(60)

@@ -11,9 +11,8 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.tasks import task_backends
 
-from conveyor.backend import DatabaseBackend
+from conveyor.backends import conveyor_backends
 from conveyor.models import TaskRecord
 
 # Count matching rows up to this many; beyond, the changelist says "more than".
@@ -61,12 +60,6 @@ def task_paths(using: str) -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return [path for (path,) in cursor.fetchall()]
-
-
-def conveyor_backends() -> dict[str, DatabaseBackend]:
-    """The configured conveyor backends by alias."""
-    found = {alias: task_backends[alias] for alias in task_backends.settings}
-    return {alias: b for alias, b in found.items() if isinstance(b, DatabaseBackend)}
 
 
 class SettingsChoicesFilter(admin.SimpleListFilter):

@@ -12,10 +12,10 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from conveyor.admin.listing import conveyor_backends
+from conveyor.backends import conveyor_backends
+from conveyor.conf import BackendOptions
 from conveyor.models import TaskRecord
-from conveyor.store import TaskStore
-from conveyor.store.actions import Applied
+from conveyor.store import Applied, Engine, store_for
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +31,15 @@ class Operation:
     done: str  # "Retried"
     refusal: str  # why a task is refused: "only FAILED tasks can be retried"
     change_message: str  # the admin log's account of one changed task
-    apply: Callable[[TaskStore, list[int], HttpRequest], Applied]
+    apply: Callable[[Engine, list[int], HttpRequest], Applied]
 
 
 def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Operation) -> None:
     """Apply an operation to the selected tasks; tell the user what was done and refused."""
-    by_backend: dict[str, list[int]] = defaultdict(list)
-    for pk, alias in queryset.order_by().values_list("pk", "backend_name"):
-        by_backend[alias].append(pk)
     backends = conveyor_backends()
     changed: list[int] = []
     refused: list[int] = []
-    for alias, ids in sorted(by_backend.items()):
+    for alias, ids in sorted(by_backend(queryset).items()):
         backend = backends.get(alias)
         if backend is None:
             messages.error(
@@ -52,7 +49,7 @@ def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Ope
             )
             continue
         applied = operation.apply(backend.store, ids, request)
-        log_changes(request, backend.store, applied.changed, operation.change_message)
+        log_changes(request, queryset, applied.changed, operation.change_message)
         changed += applied.changed
         refused += applied.refused
     if changed:
@@ -63,12 +60,37 @@ def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Ope
         )
 
 
-def log_changes(request: HttpRequest, store: TaskStore, ids: Sequence[int], message: str) -> None:
+def delete_tasks(queryset: QuerySet[TaskRecord]) -> None:
+    """Delete the selected tasks through their backends' stores (RUNNING ones stay)."""
+    backends = conveyor_backends()
+    for alias, ids in sorted(by_backend(queryset).items()):
+        backend = backends.get(alias)
+        # Rows of a backend no longer in TASKS can still be deleted; no policy is involved.
+        store = (
+            backend.store
+            if backend
+            else store_for(backend_name=alias, options=BackendOptions(), using=queryset.db)
+        )
+        store.delete(ids)
+
+
+def by_backend(queryset: QuerySet[TaskRecord]) -> dict[str, list[int]]:
+    """The selected task ids, grouped by backend alias."""
+    grouped: dict[str, list[int]] = defaultdict(list)
+    for pk, alias in queryset.order_by().values_list("pk", "backend_name"):
+        grouped[alias].append(pk)
+    return grouped
+
+
+def log_changes(
+    request: HttpRequest, queryset: QuerySet[TaskRecord], ids: Sequence[int], message: str
+) -> None:
+    """Add the changed tasks, as the changelist reads them, to the admin's history."""
     user_id = getattr(request.user, "pk", None)
     if user_id is None:
         return
     for start in range(0, len(ids), LOG_BATCH_SIZE):
-        rows = store.tasks.filter(pk__in=ids[start : start + LOG_BATCH_SIZE]).only(
+        rows = queryset.filter(pk__in=ids[start : start + LOG_BATCH_SIZE]).only(
             "pk", "task_path", "status"
         )
         LogEntry.objects.log_actions(user_id, rows, CHANGE, change_message=message)

@@ -24,10 +24,9 @@ from conveyor.admin.listing import (
     QueueFilter,
     task_paths,
 )
-from conveyor.admin.operations import Operation, describe, perform
+from conveyor.admin.operations import Operation, delete_tasks, describe, perform
 from conveyor.backend import MAX_RESULT_ID_DIGITS
 from conveyor.models import Attempt, TaskRecord
-from conveyor.store import actions
 
 RUNNING = TaskResultStatus.RUNNING
 BOTH_PLACES = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
@@ -36,20 +35,20 @@ RETRY = Operation(
     done="Retried",
     refusal="only FAILED tasks can be retried",
     change_message="Retried: FAILED -> READY now, attempt budget renewed",
-    apply=lambda store, ids, request: actions.retry(store, ids),
+    apply=lambda store, ids, request: store.retry(ids),
 )
 RUN_NOW = Operation(
     done="Made available now:",
     refusal="only READY tasks that are not due yet can be run now",
     change_message="Run now: available at once instead of later",
-    apply=lambda store, ids, request: actions.run_now(store, ids),
+    apply=lambda store, ids, request: store.run_now(ids),
 )
 CANCEL = Operation(
     done="Cancelled",
     refusal="only READY tasks can be cancelled",
     change_message="Cancelled: READY -> FAILED with TaskCancelled",
-    apply=lambda store, ids, request: actions.cancel(
-        store, ids, cancelled_by=f"admin:{request.user.get_username()}"
+    apply=lambda store, ids, request: store.cancel(
+        ids, cancelled_by=f"admin:{request.user.get_username()}"
     ),
 )
 
@@ -270,8 +269,9 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return django_delete_selected(self, request, deletable)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        # A task claimed since the confirmation page is left to its worker.
-        queryset.exclude(status=RUNNING).delete()
+        # Through the store, which leaves a task claimed since the confirmation page to its
+        # worker.
+        delete_tasks(queryset)
 
     def delete_model(self, request: HttpRequest, obj: TaskRecord) -> None:
-        self.get_queryset(request).filter(pk=obj.pk).exclude(status=RUNNING).delete()
+        delete_tasks(self.get_queryset(request).filter(pk=obj.pk))

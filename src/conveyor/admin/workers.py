@@ -11,7 +11,8 @@ from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.http import HttpRequest
 
-from conveyor.admin.listing import BackendFilter, conveyor_backends
+from conveyor.admin.listing import BackendFilter
+from conveyor.backends import conveyor_backends
 from conveyor.conf import DEFAULT_WORKER_TIMEOUT
 from conveyor.models import WorkerRecord
 

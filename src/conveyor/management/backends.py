@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from django.core.management import CommandError
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
 
 from conveyor.backend import DatabaseBackend
+from conveyor.backends import NotAConveyorBackend, conveyor_backend, conveyor_backends
 
 
 def database_backend(alias: str) -> DatabaseBackend:
     """The DatabaseBackend configured as TASKS[alias]; CommandError if there is none."""
     try:
-        backend = task_backends[alias]
-    except InvalidTaskBackend:
-        known = ", ".join(sorted(task_backends.settings)) or "none"
-        raise CommandError(f"No task backend {alias!r} in TASKS (configured: {known})") from None
-    if not isinstance(backend, DatabaseBackend):
-        raise CommandError(
-            f"TASKS[{alias!r}] is {type(backend).__module__}.{type(backend).__name__}, "
-            "not conveyor.backend.DatabaseBackend"
-        )
-    return backend
+        return conveyor_backend(alias)
+    except NotAConveyorBackend as exc:
+        raise CommandError(str(exc)) from None
+
+
+def database_backends(alias: str | None) -> list[DatabaseBackend]:
+    """TASKS[alias], or every conveyor backend; CommandError if there is none."""
+    if alias is not None:
+        return [database_backend(alias)]
+    found = list(conveyor_backends().values())
+    if not found:
+        raise CommandError("No conveyor.backend.DatabaseBackend in TASKS")
+    return found

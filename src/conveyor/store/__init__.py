@@ -1,20 +1,34 @@
-"""The task store: every change of a task's state, one engine per database."""
+"""The store: the only code that reads or writes conveyor's tables, one engine per database.
+
+The interface is `Engine` (engine.py); engines are postgresql.py, mysql.py and sqlite.py, on
+the shared base in portable.py. The values that cross the boundary are in values.py.
+"""
 
 from __future__ import annotations
 
 from conveyor.conf import BackendOptions
-from conveyor.store.base import NewTask, Outcome, QueueFilter, TaskStore, Written
-from conveyor.store.mysql import MySQLStore
-from conveyor.store.postgresql import PostgreSQLStore
-from conveyor.store.sqlite import SQLiteStore
+from conveyor.store.engine import Engine, WakeupSource
+from conveyor.store.mysql import MySQLEngine
+from conveyor.store.portable import PortableEngine
+from conveyor.store.postgresql import PostgreSQLEngine
+from conveyor.store.sqlite import SQLiteEngine
+from conveyor.store.values import (
+    Applied,
+    DueCount,
+    NewTask,
+    Outcome,
+    QueueCount,
+    QueueFilter,
+    Written,
+)
 
-ENGINES: dict[str, type[TaskStore]] = {
-    engine.vendor: engine for engine in (PostgreSQLStore, MySQLStore, SQLiteStore)
+ENGINES: dict[str, type[PortableEngine]] = {
+    engine.vendor: engine for engine in (PostgreSQLEngine, MySQLEngine, SQLiteEngine)
 }
 
 
-def store_for(*, backend_name: str, options: BackendOptions, using: str) -> TaskStore:
-    """The store engine for the database behind `using`."""
+def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Engine:
+    """The engine for the database behind `using`."""
     from django.db import connections
 
     vendor = connections[using].vendor
@@ -27,4 +41,15 @@ def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Task
     return engine(backend_name=backend_name, options=options, using=using)
 
 
-__all__ = ["NewTask", "Outcome", "QueueFilter", "TaskStore", "Written", "store_for"]
+__all__ = [
+    "Applied",
+    "DueCount",
+    "Engine",
+    "NewTask",
+    "Outcome",
+    "QueueCount",
+    "QueueFilter",
+    "WakeupSource",
+    "Written",
+    "store_for",
+]

@@ -6,7 +6,10 @@ from __future__ import annotations
 from django.db import DatabaseError, OperationalError
 
 from conveyor.models import TaskRecord
-from conveyor.store.base import RUNNING, QueueFilter, TaskStore, placeholders
+from conveyor.store.portable import PortableEngine
+from conveyor.store.statements import placeholders
+from conveyor.store.transitions import RUNNING
+from conveyor.store.values import QueueFilter
 
 NOW = "CURRENT_TIMESTAMP(6)"
 
@@ -30,7 +33,7 @@ WHERE id IN ({ids})
 TRANSIENT_ERROR_CODES = frozenset({1213, 1205})
 
 
-class MySQLStore(TaskStore):
+class MySQLEngine(PortableEngine):
     vendor = "mysql"
     now_sql = NOW
 
@@ -42,10 +45,10 @@ class MySQLStore(TaskStore):
                 PICK_SQL.format(table=table, queues=queue_sql),
                 [self.backend_name, *queue_params, limit],
             )
-            picked, extra = self.records_and_extra_from_cursor(cursor)
+            picked, extra = self.rows.records_and_extra(cursor)
             if not picked:
                 return []
-            now = self.datetime_from_db(extra[0][0])
+            now = self.rows.datetime(extra[0][0])
             ids = [record.pk for record in picked]
             stamp = self.connection.ops.adapt_datetimefield_value(now)
             cursor.execute(

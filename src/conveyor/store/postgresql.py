@@ -1,4 +1,5 @@
-"""PostgreSQL: one-statement batch claims with SKIP LOCKED, and LISTEN/NOTIFY wake-ups."""
+"""PostgreSQL: one-statement batch claims with SKIP LOCKED, one-statement fenced finishes,
+array inserts, and LISTEN/NOTIFY wake-ups."""
 
 from __future__ import annotations
 
@@ -7,21 +8,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import DatabaseError
+from django.db.backends.utils import CursorWrapper
 
 from conveyor.models import Attempt, Error, TaskRecord
-from conveyor.store.base import (
-    READY,
-    SUCCESSFUL,
-    NewTask,
-    Outcome,
-    QueueFilter,
-    TaskStore,
-    Written,
-    log_lost_fence,
-)
+from conveyor.store.engine import WakeupSource
+from conveyor.store.listen import NOTIFY_CHANNEL, PostgreSQLNotifications
+from conveyor.store.portable import PortableEngine
+from conveyor.store.transitions import READY, SUCCESSFUL, log_lost_fence
+from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
 
-# The channel the conveyor_task insert trigger notifies (see migration 0002).
-NOTIFY_CHANNEL = "conveyor_tasks"
+# A queue table's statistics go stale fast: after a bulk enqueue, before autovacuum analyzes,
+# the planner believes few rows are READY and picks a bitmap scan and a sort of every READY
+# row over the index walk that reads the first few: a claim then costs O(backlog). So
+# conveyor's own hot statements run with these planner settings, sent in the same round trip:
+# a multi-statement query is one implicit transaction, which SET LOCAL lasts for, and which
+# ends with the statement. Anything else on the connection plans as configured.
+PLANNER_SQL = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
+PLANNER_STATEMENTS = 2
 
 # Claim: lock the most urgent due rows nobody else has locked, and mark them RUNNING, in one
 # statement. SKIP LOCKED lets concurrent workers take disjoint batches without waiting.
@@ -43,12 +46,13 @@ WHERE task.id = picked.id AND task.status = 'READY'
 RETURNING task.*
 """
 
-# Finish: record a batch of ended attempts in one statement. The UPDATE is the fence (only
-# rows this worker still holds for the same attempt change); attempts and errors are written
-# for exactly the rows it changed. A retry's delay is added to the database clock.
+# Finish: record a batch of ended attempts in one statement, for the worker that ran them or
+# for recovery on behalf of a lost one. The UPDATE is the fence (only rows still held by the
+# same worker for the same attempt change); attempts and errors are written for exactly the
+# rows it changed. A retry's delay is added to the database clock.
 FINISH_SQL = """
-WITH outcome (id, attempt, status, attempt_status, return_value, retry_in, error_class,
-              error_traceback) AS (
+WITH outcome (id, attempt, holder, status, attempt_status, return_value, retry_in,
+              error_class, error_traceback) AS (
     VALUES {rows}
 ),
 held AS (
@@ -62,12 +66,13 @@ held AS (
         worker_id = ''
     FROM outcome
     WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt
-        AND task.status = 'RUNNING' AND task.worker_id = %s
+        AND task.status = 'RUNNING' AND task.worker_id = outcome.holder
     RETURNING task.id, task.last_attempted_at, task.available_after
 ),
 attempt AS (
     INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status)
-    SELECT held.id, %s, held.last_attempted_at, STATEMENT_TIMESTAMP(), outcome.attempt_status
+    SELECT held.id, outcome.holder, held.last_attempted_at, STATEMENT_TIMESTAMP(),
+           outcome.attempt_status
     FROM held JOIN outcome ON outcome.id = held.id
     RETURNING id, task_id
 ),
@@ -80,8 +85,8 @@ error AS (
 SELECT held.id, held.available_after, STATEMENT_TIMESTAMP() FROM held
 """
 FINISH_ROW = (
-    "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::jsonb, %s::float8, %s::varchar, "
-    "%s::text)"
+    "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::float8, "
+    "%s::varchar, %s::text)"
 )
 
 # Insert a batch from one array per column: a short statement whatever the batch size, which
@@ -97,68 +102,48 @@ FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::smallint[], %s::boo
 RETURNING id, enqueued_at, available_after
 """
 
-# A queue table's statistics go stale fast: after a bulk enqueue, before autovacuum analyzes,
-# the planner believes few rows are READY and picks a bitmap scan and a sort of every READY
-# row over the index walk that reads the first few: a claim then costs O(backlog). On the
-# connection that runs conveyor's own statements (claim, finish), the index is always right.
-WORKER_SESSION_SQL = ("SET enable_bitmapscan = off", "SET enable_seqscan = off")
-
 # SQLSTATEs of lock conflicts: serialization_failure, deadlock_detected, lock_not_available.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
 
-class PostgreSQLStore(TaskStore):
+class PostgreSQLEngine(PortableEngine):
     vendor = "postgresql"
     now_sql = "STATEMENT_TIMESTAMP()"
     json_placeholder = "%s::jsonb"
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
-        self.tune_session()
         # An expression, not the column: the filter must not tempt the planner away from the
-        # claim index towards conveyor_task_queue and a sort (see WORKER_SESSION_SQL).
+        # claim index towards conveyor_task_queue and a sort (see PLANNER_SQL).
         queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
-        sql = CLAIM_SQL.format(
-            table=self.connection.ops.quote_name(TaskRecord._meta.db_table), queues=queue_sql
-        )
+        sql = PLANNER_SQL + CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
         with self.connection.cursor() as cursor:
             cursor.execute(sql, [self.backend_name, *queue_params, limit, worker_id])
-            return self.records_from_cursor(cursor)
+            skip_planner_results(cursor)
+            return self.rows.records(cursor)
 
-    def _insert_batch(self, records: Sequence[NewTask]) -> None:
-        if len(records) == 1:
-            super()._insert_batch(records)  # one row: the plain VALUES statement plans faster
+    def insert_batch(self, tasks: Sequence[NewTask]) -> None:
+        if len(tasks) == 1:
+            super().insert_batch(tasks)  # one row: the plain VALUES statement plans faster
             return
         # One list per column (psycopg sends a list as an array; INSERT_SQL unnests them).
-        rows = [record.insert_values() for record in records]
+        rows = [task.insert_values() for task in tasks]
         columns = [list(column) for column in zip(*rows, strict=True)]
         with self.connection.cursor() as cursor:
             cursor.execute(INSERT_SQL.format(task=self.table(TaskRecord)), columns)
-            returned = cursor.fetchall()
-        self.fill_inserted(records, returned)
+            self.fill_inserted(tasks, cursor.fetchall())
 
-    def tune_session(self) -> None:
-        """Apply WORKER_SESSION_SQL once per database session of this thread's connection."""
-        connection = self.connection
-        connection.ensure_connection()
-        if getattr(connection, "conveyor_tuned", None) is connection.connection:
-            return
-        with connection.cursor() as cursor:
-            for statement in WORKER_SESSION_SQL:
-                cursor.execute(statement)
-        connection.conveyor_tuned = connection.connection  # type: ignore[attr-defined]
-
-    def _finish(self, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
-        self.tune_session()
+    def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:
         params: list[Any] = []
         decided = []
-        for outcome in outcomes:
+        for outcome, holder in zip(outcomes, holders, strict=True):
             status, delay = self.decide(outcome)
-            decided.append((outcome, status))
+            decided.append((outcome, holder, status))
             error = outcome.error
             value = outcome.return_value if status == SUCCESSFUL else None
             params += [
                 outcome.record.pk,
                 outcome.record.attempt_count,
+                holder,
                 status,
                 outcome.status,
                 None if value is None else json.dumps(value),
@@ -166,20 +151,20 @@ class PostgreSQLStore(TaskStore):
                 error.exception_class_path if error else None,
                 error.traceback if error else None,
             ]
-        quote = self.connection.ops.quote_name
-        sql = FINISH_SQL.format(
+        sql = PLANNER_SQL + FINISH_SQL.format(
             rows=", ".join([FINISH_ROW] * len(outcomes)),
-            task=quote(TaskRecord._meta.db_table),
-            attempt=quote(Attempt._meta.db_table),
-            error=quote(Error._meta.db_table),
+            task=self.table(TaskRecord),
+            attempt=self.table(Attempt),
+            error=self.table(Error),
         )
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [*params, worker_id, worker_id])
+            cursor.execute(sql, params)
+            skip_planner_results(cursor)
             held = {pk: (available_after, now) for pk, available_after, now in cursor.fetchall()}
         written = []
-        for outcome, status in decided:
+        for outcome, holder, status in decided:
             if outcome.record.pk not in held:
-                log_lost_fence(outcome.record, worker_id)
+                log_lost_fence(outcome.record, holder)
                 continue
             available_after, now = held[outcome.record.pk]
             if status == READY:
@@ -188,6 +173,9 @@ class PostgreSQLStore(TaskStore):
                 written.append(Written(outcome, status, now, None))
         return written
 
+    def wakeup_source(self) -> WakeupSource:
+        return PostgreSQLNotifications(self.using)
+
     def wake_workers(self) -> None:
         # Inserts notify through the conveyor_task trigger; this is for other changes.
         with self.connection.cursor() as cursor:
@@ -195,3 +183,9 @@ class PostgreSQLStore(TaskStore):
 
     def is_transient(self, exc: DatabaseError) -> bool:
         return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+def skip_planner_results(cursor: CursorWrapper) -> None:
+    """Move past the results of PLANNER_SQL's statements to the one that returns rows."""
+    for _ in range(PLANNER_STATEMENTS):
+        cursor.nextset()

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from django.db import DatabaseError, OperationalError, transaction
 
 from conveyor.models import TaskRecord
-from conveyor.store.base import QueueFilter, TaskStore
+from conveyor.store.portable import PortableEngine
+from conveyor.store.values import QueueFilter
 
 # The database clock in the text form Django stores datetimes in: SQLite's %f has
 # milliseconds only, so pad to microseconds. Unpadded, "12:00:00.123" sorts before a
@@ -33,7 +34,7 @@ RETURNING *
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 
 
-class SQLiteStore(TaskStore):
+class SQLiteEngine(PortableEngine):
     vendor = "sqlite"
     now_sql = NOW
 
@@ -66,12 +67,10 @@ class SQLiteStore(TaskStore):
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         queue_sql, queue_params = queues.as_sql()
-        sql = CLAIM_SQL.format(
-            table=self.connection.ops.quote_name(TaskRecord._meta.db_table), queues=queue_sql
-        )
+        sql = CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
         with self.write_transaction(), self.connection.cursor() as cursor:
             cursor.execute(sql, [worker_id, self.backend_name, *queue_params, limit])
-            return self.records_from_cursor(cursor)
+            return self.rows.records(cursor)
 
     def is_transient(self, exc: DatabaseError) -> bool:
         return isinstance(exc, OperationalError) and str(exc).lower().startswith(LOCKED_MESSAGES)

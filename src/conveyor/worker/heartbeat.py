@@ -4,40 +4,40 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from functools import partial
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 
-from conveyor.models import WorkerRecord
-from conveyor.store import TaskStore
-from conveyor.store.base import WorkerIdInUse
+from conveyor.exceptions import WorkerIdInUse
+from conveyor.store import Engine, QueueFilter
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.identity import Identity
+from conveyor.worker.service import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
 
-class Heartbeat:
+class Heartbeat(BackgroundThread):
     """Registers the worker, beats every heartbeat_interval, and deregisters on a clean exit."""
 
+    thread_name = "conveyor-heartbeat"
+
     def __init__(
-        self, store: TaskStore, identity: Identity, queues: list[str], health: DatabaseHealth
+        self, store: Engine, identity: Identity, queues: QueueFilter, health: DatabaseHealth
     ) -> None:
+        super().__init__()
         self.store = store
         self.health = health
         self.identity = identity
         self.queues = queues
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="conveyor-heartbeat", daemon=True)
 
     def start(self) -> None:
+        """Register (raising if the database cannot be reached), then start beating."""
         self._register()
-        self._thread.start()
+        super().start()
 
-    def stop(self, *, deregister: bool) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+    def stop(self, *, deregister: bool = False) -> None:
+        super().stop()
         if deregister:
             try:
                 self.store.deregister_worker(self.identity.worker_id)
@@ -58,24 +58,18 @@ class Heartbeat:
         except WorkerIdInUse:
             # A process on this host that no longer exists cannot be the live owner: it died
             # within worker_timeout (a restart after a crash, a supervisor's replacement).
-            owner = (
-                WorkerRecord.objects.using(self.store.using)
-                .filter(worker_id=identity.worker_id)
-                .values_list("host", "pid")
-                .first()
-            )
-            if owner is None or owner[0] != identity.host or process_exists(owner[1]):
+            owner = self.store.worker(identity.worker_id)
+            if owner is None or owner.host != identity.host or process_exists(owner.pid):
                 raise
-            logger.warning("Worker id=%s taken over from dead pid=%s", identity.worker_id, owner[1])
+            logger.warning(
+                "Worker id=%s taken over from dead pid=%s", identity.worker_id, owner.pid
+            )
             register(take_over=True)
 
-    def _run(self) -> None:
+    def run(self) -> None:
         interval = self.store.options.heartbeat_interval.total_seconds()
-        try:
-            while not self._stop.wait(interval):
-                self.beat()
-        finally:
-            connections.close_all()
+        while not self.stopping.wait(interval):
+            self.beat()
 
     def beat(self) -> None:
         try:
@@ -89,7 +83,7 @@ class Heartbeat:
             # The worker loop reports outages; a heartbeat just tries again next time.
             self.health.failed()
             logger.debug("Heartbeat failed worker=%s: %s", self.identity.worker_id, exc)
-            connections.close_all()
+            self.store.reset_connection()
 
 
 def process_exists(pid: int) -> bool:

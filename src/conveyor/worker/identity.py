@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from django.utils.crypto import get_random_string
 
-from conveyor.models import WORKER_ID_MAX_LENGTH
-
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -25,4 +23,4 @@ def make_identity(worker_id: str | None = None) -> Identity:
     if not worker_id:
         # The random part keeps ids unique when a pid is reused on the same host.
         worker_id = f"{host[:80]}-{pid}-{get_random_string(8)}"
-    return Identity(worker_id=worker_id[:WORKER_ID_MAX_LENGTH], host=host, pid=pid)
+    return Identity(worker_id=worker_id, host=host, pid=pid)

@@ -1,7 +1,8 @@
 """The worker loop: claim into free slots, flush finished attempts, sleep until there is work.
 
 The loop owns the main thread's database connection. Tasks run in the ExecutionPool; their
-outcomes come back through `_collect` and are written in batches by `_flush`.
+outcomes gather in the OutcomeBuffer and are written in batches by `flush`. The parts are
+built by conveyor.worker.build and handed in, so that each can be replaced in a test.
 """
 
 from __future__ import annotations
@@ -9,33 +10,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import DatabaseError, InterfaceError, connections
+from django.db import DatabaseError, InterfaceError
 from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished
 from django.utils import timezone
 
+from conveyor.backoff import Backoff
 from conveyor.exceptions import WorkerInterrupted
-from conveyor.models import Attempt, TaskRecord
-from conveyor.results import error_of, import_task, make_result
-from conveyor.store import Outcome, QueueFilter, TaskStore, Written
+from conveyor.failures import error_from_message, first_line
+from conveyor.results import has_history
+from conveyor.store import Engine, Outcome, QueueFilter
+from conveyor.worker.announce import Announcer
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.identity import Identity
 from conveyor.worker.listener import Listener
 from conveyor.worker.maintenance import Maintenance
+from conveyor.worker.outcomes import OutcomeBuffer
 from conveyor.worker.pool import ExecutionPool
-from conveyor.worker.runner import error_from_message
 
 logger = logging.getLogger(__name__)
 
-FLUSH_DELAY = timedelta(milliseconds=5)
-FLUSH_BATCH_SIZE = 200
-OUTAGE_BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+OUTAGE_BACKOFF = Backoff((0.1, 0.25, 0.5, 1.0, 2.0, 5.0))
+# A hard stop tries this often to record the interrupted tasks before leaving them to recovery.
+INTERRUPT_WRITE_TRIES = 3
 
 EXIT_OK = 0
 EXIT_INTERRUPTED = 1
@@ -51,35 +51,40 @@ class WorkerSettings:
     shutdown_timeout: timedelta = timedelta(seconds=30)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerParts:
+    """What a worker is made of (see conveyor.worker.build.build_worker)."""
+
+    store: Engine
+    identity: Identity
+    wakeup: threading.Event
+    health: DatabaseHealth
+    pool: ExecutionPool
+    outcomes: OutcomeBuffer
+    announcer: Announcer
+    heartbeat: Heartbeat
+    maintenance: Maintenance
+    listener: Listener | None
+    outage_backoff: Backoff = OUTAGE_BACKOFF
+
+
 class Worker:
     """Runs the tasks of one backend until stopped; see run()."""
 
-    def __init__(self, store: TaskStore, identity: Identity, settings: WorkerSettings) -> None:
-        self.store = store
-        self.identity = identity
+    def __init__(self, parts: WorkerParts, settings: WorkerSettings) -> None:
+        self.parts = parts
+        self.store = parts.store
+        self.identity = parts.identity
+        self.wakeup = parts.wakeup
+        self.pool = parts.pool
+        self.outcomes = parts.outcomes
         self.settings = settings
-        self.wakeup = threading.Event()
-        self.pool = ExecutionPool(settings.concurrency, self._collect)
-        self._lock = threading.Lock()
-        self._pending: list[Outcome] = []
-        self._oldest_pending = 0.0
         self._stopping_at: float | None = None
         self._hard_stop = False
         self._idle_delay = settings.delay_min.total_seconds()
         self._outage_since: float | None = None
-        self._outage_attempts = 0
-        self.health = DatabaseHealth()
+        self._outage_failures = 0
         self._claim_uncertain = False
-        self.heartbeat = Heartbeat(store, identity, settings.queues.served(), self.health)
-        self.maintenance = Maintenance(
-            store,
-            identity.worker_id,
-            on_written=self._announce,
-            health=self.health,
-        )
-        self.listener = (
-            Listener(store.using, self.wakeup.set) if store.vendor == "postgresql" else None
-        )
 
     # -- control ------------------------------------------------------------------------------
 
@@ -97,9 +102,9 @@ class Worker:
         """Run until stopped (or, with oneshot, until nothing is due); return the exit status."""
         if not self._register():
             return EXIT_OK  # stopped before the database could be reached
-        self.maintenance.start()
-        if self.listener:
-            self.listener.start()
+        self.parts.maintenance.start()
+        if self.parts.listener is not None:
+            self.parts.listener.start()
         logger.info(
             "Worker=%s started backend=%s queues=%s concurrency=%d",
             self.identity.worker_id,
@@ -118,7 +123,7 @@ class Worker:
         """Join the registry, waiting out a database that cannot be reached yet."""
         while self._stopping_at is None:
             try:
-                self.heartbeat.start()
+                self.parts.heartbeat.start()
             except (DatabaseError, InterfaceError) as exc:
                 self._outage(exc)
             else:
@@ -134,41 +139,41 @@ class Worker:
             if self._stopping_at is not None and (
                 self._hard_stop or time.monotonic() >= self._stopping_at
             ):
-                self._interrupt()
+                self.interrupt()
                 return EXIT_INTERRUPTED
             try:
-                claimed = self._step()
+                claimed = self.step()
             except (DatabaseError, InterfaceError) as exc:
                 self._outage(exc)
                 continue
             self._back_online()
-            idle = self.pool.idle() and not self._has_pending()
+            idle = self.pool.idle() and not self.outcomes
             if idle and (self._stopping_at is not None or (self.settings.oneshot and claimed == 0)):
                 return EXIT_OK
             timeout = self._timeout(claimed)
             if timeout > 0:
                 self.wakeup.wait(timeout)
 
-    def _step(self) -> int | None:
+    def step(self) -> int | None:
         """Claim into free slots and flush what is due; return how many tasks were claimed
         (None when no slot was free or the worker is stopping)."""
         if self._claim_uncertain:
             self._reconcile()
         if self._stopping_at is not None:
-            self._flush(force=True)
+            self.flush(force=True)
             return None
         free = self.pool.free()
         if free <= 0:
-            self._flush()
+            self.flush()
             return None
         claimed = self._claim(free)
-        if claimed < free and self._has_pending():
+        if claimed < free and self.outcomes:
             # The queue ran dry: nothing will join the batch, so write it now; a retry it
             # schedules at once is due right away, so look again.
-            self._flush(force=True)
+            self.flush(force=True)
             claimed += self._claim(self.pool.free())
         else:
-            self._flush()
+            self.flush()
         return claimed
 
     def _claim(self, limit: int) -> int:
@@ -177,7 +182,7 @@ class Worker:
             worker_id=self.identity.worker_id, queues=self.settings.queues, limit=limit
         )
         self._claim_uncertain = False
-        histories = self._histories(records)
+        histories = self.store.histories(r.pk for r in records if has_history(r))
         for record in records:
             self.pool.submit(record, histories.get(record.pk, []))
         return len(records)
@@ -187,17 +192,17 @@ class Worker:
         if claimed and self.pool.free() > 0:
             self._idle_delay = self.settings.delay_min.total_seconds()
             return 0.0  # the batch was full: more may be due, claim again at once
-        if self._has_pending():
-            return FLUSH_DELAY.total_seconds()
+        if self.outcomes:
+            return self.outcomes.delay
         if claimed == 0:
-            return self._idle_timeout()
+            return self.idle_timeout()
         return self.settings.delay_max.total_seconds()  # busy: a finished task wakes us
 
-    def _idle_timeout(self) -> float:
+    def idle_timeout(self) -> float:
         """How long an idle worker sleeps: until the next known due time, within the bounds."""
         delay_min = self.settings.delay_min.total_seconds()
         delay_max = self.settings.delay_max.total_seconds()
-        if self.listener is None:
+        if self.parts.listener is None:
             # Without notifications, back off exponentially while nothing arrives.
             timeout = self._idle_delay
             self._idle_delay = min(self._idle_delay * 2, delay_max)
@@ -213,104 +218,32 @@ class Worker:
             timeout = min(timeout, max(until, delay_min))
         return timeout
 
-    # -- outcomes -----------------------------------------------------------------------------
-
-    def _collect(self, outcome: Outcome) -> None:
-        """Called by the pool, from any thread, when a task ends."""
-        with self._lock:
-            if not self._pending:
-                self._oldest_pending = time.monotonic()
-            self._pending.append(outcome)
-        self.wakeup.set()
-
-    def _has_pending(self) -> bool:
-        with self._lock:
-            return bool(self._pending)
-
-    def _flush(self, *, force: bool = False) -> None:
-        with self._lock:
-            if not self._pending:
-                return
-            age = time.monotonic() - self._oldest_pending
-            if (
-                not force
-                and len(self._pending) < FLUSH_BATCH_SIZE
-                and age < FLUSH_DELAY.total_seconds()
-            ):
-                return
-            outcomes = self._pending
-            self._pending = []
+    def flush(self, *, force: bool = False) -> None:
+        """Write the buffered outcomes when the batch is due (or forced), then announce."""
+        outcomes = self.outcomes.take(force=force)
+        if not outcomes:
+            return
         try:
             written = self.store.finish(worker_id=self.identity.worker_id, outcomes=outcomes)
         except BaseException:
-            with self._lock:  # keep them for the next try; they are not lost
-                self._pending[:0] = outcomes
+            self.outcomes.put_back(outcomes)  # kept for the next try; they are not lost
             raise
-        self._announce(written)
-
-    def _announce(self, written: list[Written]) -> None:
-        """Send task_finished for tasks that reached a final state; log scheduled retries."""
-        finals = [w for w in written if w.status != TaskResultStatus.READY]
-        for item in written:
-            if item.status == TaskResultStatus.READY:
-                log_retry(item)
-        if not finals:
-            return
-        histories = self._histories([w.outcome.record for w in finals], include_first=True)
-        for item in finals:
-            record = item.outcome.record
-            try:
-                task = import_task(record.task_path)
-            except ImportError:
-                continue  # nothing to build a result from; the attempt is stored
-            attempts = histories.get(record.pk, [])
-            errors = [e for e in map(error_of, attempts) if e is not None]
-            worker_ids = [a.worker_id for a in attempts]
-            if not has_history(record):  # no query was needed: the history is this attempt
-                errors = [item.outcome.error] if item.outcome.error else []
-                worker_ids = [record.worker_id]
-            result = make_result(
-                record,
-                task=task,
-                errors=errors,
-                worker_ids=worker_ids,
-                status=item.status,
-                finished_at=item.finished_at,
-                return_value=item.outcome.return_value,
-            )
-            task_finished.send(type(task.get_backend()), task_result=result)
-
-    def _histories(
-        self, records: list[TaskRecord], *, include_first: bool = False
-    ) -> dict[int, list[Attempt]]:
-        """Earlier attempts of retried tasks (first attempts have none: no query)."""
-        ids = [r.pk for r in records if has_history(r)]
-        if not ids:
-            return {}
-        found: dict[int, list[Attempt]] = defaultdict(list)
-        for attempt in (
-            Attempt.objects.using(self.store.using)
-            .filter(task_id__in=ids)
-            .select_related("error")
-            .order_by("id")
-        ):
-            found[attempt.task_id].append(attempt)
-        return found
+        self.parts.announcer.announce(written)
 
     # -- stopping and outages -----------------------------------------------------------------
 
-    def _interrupt(self) -> None:
+    def interrupt(self) -> None:
         """Record every running task as interrupted, so its retry policy applies at once."""
-        abandoned = self.pool.abandon()
         message = f"Worker {self.identity.worker_id!r} was stopped while the task was running"
         error = error_from_message(WorkerInterrupted, message)
-        with self._lock:
-            self._pending.extend(
-                Outcome(record, TaskResultStatus.FAILED, error=error) for record in abandoned
+        for record in self.pool.abandon():
+            exception = WorkerInterrupted(message)
+            self.outcomes.add(
+                Outcome(record, TaskResultStatus.FAILED, error=error, exception=exception)
             )
-        for _ in range(3):
+        for _ in range(INTERRUPT_WRITE_TRIES):
             try:
-                self._flush(force=True)
+                self.flush(force=True)
             except (DatabaseError, InterfaceError) as exc:
                 self._outage(exc)
             else:
@@ -318,20 +251,18 @@ class Worker:
         logger.error("Could not record interrupted tasks; recovery will take them back")
 
     def _shut_down(self, *, clean: bool) -> None:
-        if self.listener:
-            self.listener.stop()
-        self.maintenance.stop()
+        if self.parts.listener is not None:
+            self.parts.listener.stop()
+        self.parts.maintenance.stop()
         if clean:
             self.pool.close()
-        self.heartbeat.stop(deregister=clean)
-        connections.close_all()
+        self.parts.heartbeat.stop(deregister=clean)
+        self.store.reset_connection()
         logger.info("Worker=%s stopped", self.identity.worker_id)
 
     def _reconcile(self) -> None:
         """After a claim whose reply was lost, hand back what we hold but never received."""
-        held = {r.pk for r in self.pool.running()}
-        with self._lock:
-            held.update(o.record.pk for o in self._pending)
+        held = {r.pk for r in self.pool.running()} | self.outcomes.held_ids()
         self.store.release_unheld(worker_id=self.identity.worker_id, held=held)
         self._claim_uncertain = False
 
@@ -347,39 +278,19 @@ class Worker:
 
     def _outage(self, exc: Exception) -> None:
         """Log the first error of an outage, drop the broken connection, and back off."""
-        self.health.failed()
+        self.parts.health.failed()
         if self._outage_since is None:
             self._outage_since = time.monotonic()
-            self._outage_attempts = 0
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._outage_failures = 0
             logger.error(
                 "Database unavailable; worker=%s keeps running and retries: %s",
                 self.identity.worker_id,
-                first_line,
+                first_line(exc),
             )
-        with suppress(DatabaseError, InterfaceError):
-            connections[self.store.using].close()
-        delay = OUTAGE_BACKOFF[min(self._outage_attempts, len(OUTAGE_BACKOFF) - 1)]
-        self._outage_attempts += 1
+        self.store.reset_connection()
+        delay = self.parts.outage_backoff.delay(self._outage_failures)
+        self._outage_failures += 1
         self.wakeup.wait(delay)
 
 
-def has_history(record: TaskRecord) -> bool:
-    """Whether a claimed task was attempted before: retried by its policy, or by an operator
-    (whose retry renews the budget, so attempt_count starts again from zero)."""
-    return record.attempt_count > 1 or record.started_at != record.last_attempted_at
-
-
-def log_retry(item: Written) -> None:
-    record, error = item.outcome.record, item.outcome.error
-    logger.warning(
-        "Task id=%s path=%s attempt=%d failed (%s); retry at %s",
-        record.pk,
-        record.task_path,
-        record.attempt_count,
-        error.exception_class_path if error else "?",
-        item.available_after.isoformat() if item.available_after else "?",
-    )
-
-
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "Worker", "WorkerSettings"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "Worker", "WorkerParts", "WorkerSettings"]

@@ -4,55 +4,46 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Callable
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError
 
-from conveyor.store import TaskStore, Written
+from conveyor.store import Engine, Written
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.retention import Retention
+from conveyor.worker.service import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
 
-class Maintenance:
+class Maintenance(BackgroundThread):
     """Runs recovery (and, when due, retention) at start-up and then about every heartbeat
     interval, in its own thread."""
 
+    thread_name = "conveyor-maintenance"
+
     def __init__(
         self,
-        store: TaskStore,
+        store: Engine,
         worker_id: str,
         *,
         on_written: Callable[[list[Written]], None],
         health: DatabaseHealth,
     ) -> None:
+        super().__init__()
         self.store = store
         self.worker_id = worker_id
         self.on_written = on_written
         self.health = health
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="conveyor-maintenance", daemon=True)
-        self.retention = Retention(store, worker_id, stopping=self._stop)
+        self.retention = Retention(store, worker_id, stopping=self.stopping)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         interval = self.store.options.heartbeat_interval.total_seconds()
-        try:
-            while True:
-                self.run_once()
-                # Jitter spreads the work of many workers started together.
-                if self._stop.wait(interval * random.uniform(0.75, 1.25)):
-                    return
-        finally:
-            connections.close_all()
+        while True:
+            self.run_once()
+            # Jitter spreads the work of many workers started together.
+            if self.stopping.wait(interval * random.uniform(0.75, 1.25)):
+                return
 
     def run_once(self) -> None:
         try:
@@ -61,7 +52,7 @@ class Maintenance:
         except DatabaseError as exc:
             self.health.failed()
             logger.debug("Maintenance failed, will try again: %s", exc)
-            connections.close_all()
+            self.store.reset_connection()
 
     def recover(self) -> None:
         # During and after an outage every worker's heartbeat looks old: judge others only

@@ -34,7 +34,6 @@ class ExecutionPool:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
 
     def free(self) -> int:
         with self._lock:
@@ -108,10 +107,7 @@ class ExecutionPool:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            self._loop_thread = threading.Thread(
-                target=loop.run_forever, name="conveyor-async", daemon=True
-            )
-            self._loop_thread.start()
+            threading.Thread(target=loop.run_forever, name="conveyor-async", daemon=True).start()
             self._loop = loop
         return self._loop
 

@@ -14,11 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q
-from django.db.models.functions import Now
-
-from conveyor.models import Lease
-from conveyor.store import TaskStore
+from conveyor.store import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +28,10 @@ RETENTION_RUN_BUDGET = timedelta(seconds=2)
 RETENTION_PAUSE_MIN = timedelta(milliseconds=10)
 
 
-class LeaseTable:
-    """One named lease, taken and renewed by compare-and-set on the database clock."""
+class NamedLease:
+    """One named lease held by `holder`, taken and renewed through the store."""
 
-    def __init__(self, store: TaskStore, name: str, holder: str, duration: timedelta) -> None:
+    def __init__(self, store: Engine, name: str, holder: str, duration: timedelta) -> None:
         self.store = store
         self.name = name
         self.holder = holder
@@ -43,28 +39,11 @@ class LeaseTable:
 
     def take(self) -> bool:
         """Take the lease if it is free, expired or already ours; report whether we hold it."""
-        if self._extend(Q(expires_at__lte=Now()) | Q(holder=self.holder)):
-            return True
-        if Lease.objects.using(self.store.using).filter(name=self.name).exists():
-            return False
-        # The first taker creates the row, already expired; a racing creator is ignored.
-        self.store.retrying(
-            lambda: Lease.objects.using(self.store.using).bulk_create(
-                [Lease(name=self.name)], ignore_conflicts=True
-            )
-        )
-        return self._extend(Q(expires_at__lte=Now()) | Q(holder=self.holder))
+        return self.store.take_lease(self.name, holder=self.holder, duration=self.duration)
 
     def renew(self) -> bool:
         """Extend the lease if we still hold it and it has not expired."""
-        return self._extend(Q(holder=self.holder, expires_at__gt=Now()))
-
-    def _extend(self, condition: Q) -> bool:
-        rows = Lease.objects.using(self.store.using).filter(condition, name=self.name)
-        updated: int = self.store.retrying(
-            lambda: rows.update(holder=self.holder, expires_at=Now() + self.duration)
-        )
-        return updated == 1
+        return self.store.renew_lease(self.name, holder=self.holder, duration=self.duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +65,7 @@ class Retention:
 
     def __init__(
         self,
-        store: TaskStore,
+        store: Engine,
         worker_id: str,
         *,
         stopping: threading.Event,
@@ -99,7 +78,7 @@ class Retention:
         options = store.options
         self.interval = options.heartbeat_interval * RETENTION_EVERY_HEARTBEATS
         self.budget = min(RETENTION_RUN_BUDGET, options.heartbeat_interval / 2)
-        self.lease = LeaseTable(
+        self.lease = NamedLease(
             store,
             f"retention:{store.backend_name}",
             worker_id,

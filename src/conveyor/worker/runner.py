@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Sequence
 from inspect import iscoroutinefunction
 from typing import Any
 
 from django.db import close_old_connections
 from django.tasks import TaskContext, TaskResultStatus
-from django.tasks.base import TaskError
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
 from conveyor.exceptions import MalformedTask
+from conveyor.failures import error_from_exception
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
 from conveyor.store import Outcome
@@ -100,20 +99,4 @@ def stored_arguments(record: TaskRecord) -> tuple[list[Any], dict[str, Any]]:
 
 
 def failed(record: TaskRecord, exc: BaseException) -> Outcome:
-    return Outcome(record, TaskResultStatus.FAILED, error=error_from_exception(exc))
-
-
-def error_from_exception(exc: BaseException) -> TaskError:
-    kind = type(exc)
-    return TaskError(
-        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-        traceback="".join(traceback.format_exception(exc)),
-    )
-
-
-def error_from_message(kind: type[BaseException], message: str) -> TaskError:
-    """A TaskError for an exception the worker records on a task's behalf."""
-    return TaskError(
-        exception_class_path=f"{kind.__module__}.{kind.__qualname__}",
-        traceback=f"{kind.__module__}.{kind.__qualname__}: {message}\n",
-    )
+    return Outcome(record, TaskResultStatus.FAILED, error=error_from_exception(exc), exception=exc)

@@ -12,12 +12,15 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from conveyor.backoff import Backoff
+
 logger = logging.getLogger(__name__)
 
 # Tells a child its slot, so an explicit --id stays unique per process ("<id>-<slot>").
 SLOT_ENVIRONMENT_VARIABLE = "CONVEYOR_WORKER_SLOT"
 PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
-RESTART_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+# After the n-th child in a row that died young; a child that lived long restarts at once.
+RESTART_BACKOFF = Backoff((0.5, 1.0, 2.0, 5.0, 10.0))
 STABLE_AFTER_SECONDS = 30.0
 
 
@@ -73,8 +76,7 @@ class Supervisor:
     def _replace(self, slot: int, code: int) -> None:
         lived = time.monotonic() - self.started_at[slot]
         self.failures = 0 if lived > STABLE_AFTER_SECONDS else self.failures + 1
-        delay = RESTART_BACKOFF_SECONDS[min(self.failures, len(RESTART_BACKOFF_SECONDS)) - 1]
-        delay = 0.0 if self.failures == 0 else delay
+        delay = restart_delay(self.failures)
         logger.warning(
             "Worker process slot=%d exited with status %d after %.1fs; replacing it in %.1fs",
             slot,
@@ -93,6 +95,11 @@ class Supervisor:
         for child in self.children.values():
             if child.poll() is None:
                 child.send_signal(signum)
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before replacing a child, after `failures` children in a row died young."""
+    return 0.0 if failures == 0 else RESTART_BACKOFF.delay(failures - 1)
 
 
 def stop_with_parent() -> None:

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         store, finished = backend.store, which == "finished"
         age = durations.describe(older_than)
         if options["dry_run"]:
-            count = store.purgeable(finished=finished, older_than=older_than).count()
+            count = store.count_purgeable(finished=finished, older_than=older_than)
             count = min(count, options["limit"] or count)
             self.stdout.write(f"Would delete {count} {which} task(s) older than {age}.")
             return

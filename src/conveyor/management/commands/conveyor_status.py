@@ -11,11 +11,10 @@ from typing import Any, NoReturn
 from django.core.management import BaseCommand, CommandError
 from django.core.management.base import CommandParser
 from django.db import DatabaseError
-from django.tasks import task_backends
 
-from conveyor.backend import DatabaseBackend
+from conveyor.failures import first_line
 from conveyor.management.arguments import duration
-from conveyor.management.backends import database_backend
+from conveyor.management.backends import database_backends
 from conveyor.status import BackendState, as_json, backend_state, human_duration, problems
 
 EXIT_HEALTHY = 0
@@ -70,7 +69,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        backends = self.backends(options["backend"])
+        backends = database_backends(options["backend"])
         try:
             states = [
                 backend_state(
@@ -103,23 +102,10 @@ class Command(BaseCommand):
         if options["check"] and found:
             self.unhealthy("; ".join(found), echo=not options["json"])
 
-    def backends(self, alias: str | None) -> list[DatabaseBackend]:
-        if alias is not None:
-            return [database_backend(alias)]
-        found = [task_backends[name] for name in task_backends.settings]
-        backends = [b for b in found if isinstance(b, DatabaseBackend)]
-        if not backends:
-            raise CommandError("No conveyor.backend.DatabaseBackend in TASKS")
-        return backends
-
     def unhealthy(self, reason: str, *, echo: bool = True) -> NoReturn:
         if echo:
             self.stderr.write(f"UNHEALTHY: {reason}")
         sys.exit(EXIT_UNHEALTHY)
-
-
-def first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def summary(states: list[BackendState]) -> str:
@@ -178,7 +164,7 @@ def render(state: BackendState) -> str:
             w.worker_id,
             w.host,
             w.pid,
-            ",".join(w.queues) or "*",
+            served(w.queues, w.excluded_queues),
             w.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             f"{human_duration(max(state.database_time - w.last_heartbeat_at, ZERO))} ago",
             "live" if w.alive else "dead",
@@ -188,6 +174,12 @@ def render(state: BackendState) -> str:
     lines += table(WORKER_COLUMNS, workers) if workers else ["No workers registered."]
     lines.append("")
     return "\n".join(lines)
+
+
+def served(queues: list[str], excluded: list[str]) -> str:
+    """'a,b', '*', or '* except c'."""
+    text = ",".join(queues) or "*"
+    return f"{text} except {','.join(excluded)}" if excluded and not queues else text
 
 
 def table(headers: tuple[str, ...], rows: list[list[Any]]) -> list[str]:

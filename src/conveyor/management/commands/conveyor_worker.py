@@ -15,17 +15,21 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 from django.db import InterfaceError, OperationalError
 
+from conveyor.backoff import Backoff
+from conveyor.exceptions import WorkerIdInUse
+from conveyor.failures import first_line
 from conveyor.management.arguments import milliseconds, positive_int, seconds
 from conveyor.management.backends import database_backend
+from conveyor.models import WORKER_ID_MAX_LENGTH
 from conveyor.store import QueueFilter
-from conveyor.store.base import WorkerIdInUse
+from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
 logger = logging.getLogger("conveyor.worker")
 
-CHECK_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+CHECK_BACKOFF = Backoff((0.5, 1.0, 2.0, 5.0))
 LOG_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
 
 
@@ -125,9 +129,10 @@ class Command(BaseCommand):
             if options["oneshot"]:
                 raise CommandError("--oneshot runs in one process; drop --processes")
             sys.exit(Supervisor(child_command(sys.orig_argv), options["processes"]).run())
+        identity = make_identity(worker_id(options["worker_id"]))
         configure_logging(options["verbosity"])
         check_when_reachable(self)
-        worker = Worker(backend.store, make_identity(worker_id(options["worker_id"])), settings)
+        worker = build_worker(backend.store, identity, settings)
         install_signal_handlers(worker)
         try:
             status = worker.run()
@@ -163,32 +168,37 @@ class Command(BaseCommand):
 
 def check_when_reachable(command: BaseCommand) -> None:
     """Run the system checks, waiting (one log line) while the database cannot be reached."""
-    delay = iter(CHECK_RETRY_SECONDS)
-    seconds = next(delay)
+    failures = 0
     while True:
         try:
             command.check()
         except (OperationalError, InterfaceError) as exc:
-            if seconds == CHECK_RETRY_SECONDS[0]:
+            if failures == 0:
                 logger.error("Database unavailable; the worker waits for it: %s", first_line(exc))
             try:
-                time.sleep(seconds)
+                time.sleep(CHECK_BACKOFF.delay(failures))
             except KeyboardInterrupt:
                 raise SystemExit(1) from None
-            seconds = next(delay, CHECK_RETRY_SECONDS[-1])
+            failures += 1
         else:
             return
 
 
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def worker_id(explicit: str | None) -> str | None:
+    """The --id of this process (with its slot under --processes); CommandError if it is
+    empty or longer than the registry stores."""
+    if explicit is None:
+        return None
+    if not explicit.strip():
+        raise CommandError("--id must not be empty (leave it out for a generated id)")
     slot = os.environ.get(SLOT_ENVIRONMENT_VARIABLE)
-    if explicit and slot is not None:
-        return f"{explicit}-{slot}"
-    return explicit
+    full = explicit if slot is None else f"{explicit}-{slot}"
+    if len(full) > WORKER_ID_MAX_LENGTH:
+        raise CommandError(
+            f"--id is {len(full)} characters long{' with its slot' if slot else ''}; "
+            f"at most {WORKER_ID_MAX_LENGTH} fit"
+        )
+    return full
 
 
 def install_signal_handlers(worker: Worker) -> None:

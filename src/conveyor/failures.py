@@ -1,0 +1,37 @@
+"""How failures are described: one-line messages, and the TaskErrors stored for them."""
+
+from __future__ import annotations
+
+import traceback
+
+from django.tasks.base import TaskError
+
+
+def class_path(kind: type[BaseException]) -> str:
+    """The dotted path Django's TaskError names an exception class by."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its class name when it has none."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def last_line(text: str) -> str:
+    """The last line of a traceback: the exception's class and message."""
+    return (text.strip().splitlines() or [""])[-1]
+
+
+def error_from_exception(exc: BaseException) -> TaskError:
+    """The TaskError of an exception a task raised, with its full traceback."""
+    return TaskError(
+        exception_class_path=class_path(type(exc)),
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+def error_from_message(kind: type[BaseException], message: str) -> TaskError:
+    """The TaskError of a failure conveyor records on a task's behalf (no traceback to show)."""
+    return TaskError(
+        exception_class_path=class_path(kind), traceback=f"{class_path(kind)}: {message}\n"
+    )

@@ -1,0 +1,192 @@
+"""The engine interface: every operation on conveyor's tables, with its contract.
+
+Nothing outside conveyor.store reads or writes conveyor's tables except through these
+methods (the admin's read-only changelists aside; tests/unit/test_boundary.py checks it).
+Every state change is a compare-and-set: it states what it expects to find, changes only
+rows that still match, and reports what it changed. Times are the database's clock.
+One implementation per database (postgresql.py, mysql.py, sqlite.py); what they share is in
+portable.py, which is a base for engines, not part of this interface.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from conveyor.conf import BackendOptions
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
+from conveyor.store.values import (
+    Applied,
+    DueCount,
+    NewTask,
+    Outcome,
+    QueueCount,
+    QueueFilter,
+    Written,
+)
+
+
+class WakeupSource(Protocol):
+    """Tells an idle worker that tasks may have arrived, where the database can push."""
+
+    def listen(self, wake: Callable[[], None], stopping: threading.Event) -> None:
+        """Call `wake` on every notification until `stopping` is set; raise on a failure
+        (the caller reconnects). Calls `wake` once listening, for what came before."""
+        ...
+
+
+class Engine(Protocol):
+    """Task state for one backend alias (`backend_name`) on one database alias (`using`)."""
+
+    backend_name: str
+    options: BackendOptions
+    using: str
+
+    # -- enqueue and results ---------------------------------------------------------------
+    def insert(self, tasks: Sequence[NewTask]) -> None:
+        """Store new READY tasks, all or none; fill in their ids and times. Listening
+        workers wake once they commit."""
+        ...
+
+    def task(self, pk: int) -> tuple[TaskRecord, list[Attempt]]:
+        """A task of this backend and its ended attempts, oldest first (with their errors);
+        raise TaskRecord.DoesNotExist."""
+        ...
+
+    def tasks_of(self, task_path: str) -> Iterator[tuple[TaskRecord, list[Attempt]]]:
+        """Every task of one path with its attempts, newest first, read in chunks."""
+        ...
+
+    def histories(self, ids: Iterable[int]) -> dict[int, list[Attempt]]:
+        """The ended attempts (with errors) of these tasks, oldest first; absent: none."""
+        ...
+
+    # -- the worker's cycle ----------------------------------------------------------------
+    def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        """Mark up to `limit` due READY tasks RUNNING for this worker, most urgent first
+        (see docs/internals.md for the order); no two workers ever get the same attempt."""
+        ...
+
+    def next_available_at(self, queues: QueueFilter) -> datetime | None:
+        """When the next READY task of these queues becomes due (past if one is due now)."""
+        ...
+
+    def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        """Record ended attempts of tasks this worker holds, applying the retry policy; skip
+        (and log) those it no longer holds for that attempt (the fence)."""
+        ...
+
+    def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
+        """Put back to READY the RUNNING tasks this worker holds but not among `held` (a
+        claim whose reply was lost), undoing their attempt; return how many."""
+        ...
+
+    def wakeup_source(self) -> WakeupSource | None:
+        """What wakes idle workers when tasks arrive, or None: they poll."""
+        ...
+
+    def wake_workers(self) -> None:
+        """Wake idle workers now, where the database can (no-op elsewhere)."""
+        ...
+
+    def reset_connection(self) -> None:
+        """Drop this thread's connection, after an error left it unusable."""
+        ...
+
+    # -- the worker registry and recovery ----------------------------------------------------
+    def register_worker(
+        self,
+        *,
+        worker_id: str,
+        host: str,
+        pid: int,
+        queues: QueueFilter,
+        take_over: bool = False,
+    ) -> None:
+        """Add a worker row; raise WorkerIdInUse if a live worker has the id. A stale row
+        under the id (or any, with take_over) is replaced and its tasks recovered."""
+        ...
+
+    def heartbeat(self, worker_id: str) -> bool:
+        """Record that the worker is alive; False if its row is gone (declared dead)."""
+        ...
+
+    def deregister_worker(self, worker_id: str) -> None:
+        """Remove the worker's row (a clean exit)."""
+        ...
+
+    def worker(self, worker_id: str) -> WorkerRecord | None:
+        """The registry row under an id, if any."""
+        ...
+
+    def workers(self) -> list[WorkerRecord]:
+        """This backend's registry rows, by worker id."""
+        ...
+
+    def recover_lost(self, *, recovered_by: str, only: str | None = None) -> list[Written]:
+        """Fail (WorkerLost) the running attempts of dead or unregistered workers, or of
+        `only`, and apply retry policies; never the tasks of `recovered_by`. Exactly once,
+        however many workers recover at the same time."""
+        ...
+
+    # -- operator actions -------------------------------------------------------------------
+    def retry(self, ids: Iterable[int]) -> Applied:
+        """FAILED -> READY now, with a fresh attempt budget; attempts are kept."""
+        ...
+
+    def run_now(self, ids: Iterable[int]) -> Applied:
+        """READY tasks not yet due -> due now."""
+        ...
+
+    def cancel(self, ids: Iterable[int], *, cancelled_by: str) -> Applied:
+        """READY -> FAILED, recorded as an attempt that failed with TaskCancelled."""
+        ...
+
+    def delete(self, ids: Iterable[int]) -> Applied:
+        """Delete tasks with their attempts, except RUNNING ones (left to their worker)."""
+        ...
+
+    # -- upkeep ------------------------------------------------------------------------------
+    def take_lease(self, name: str, *, holder: str, duration: timedelta) -> bool:
+        """Take a named lease that is free, expired or already the holder's, for `duration`;
+        report whether the holder has it."""
+        ...
+
+    def renew_lease(self, name: str, *, holder: str, duration: timedelta) -> bool:
+        """Extend a lease the holder still has and that has not expired."""
+        ...
+
+    def count_purgeable(self, *, finished: bool, older_than: timedelta) -> int:
+        """How many tasks purge() would delete."""
+        ...
+
+    def purge(
+        self,
+        *,
+        finished: bool,
+        older_than: timedelta,
+        limit: int | None = None,
+        batch_size: int = ...,
+    ) -> int:
+        """Delete, in batches, results finished longer than `older_than` ago (finished), or
+        READY tasks enqueued and due that long ago (not finished); return how many."""
+        ...
+
+    # -- reading the state -------------------------------------------------------------------
+    def database_now(self) -> datetime:
+        """The database's clock."""
+        ...
+
+    def due_counts(self) -> list[DueCount]:
+        """Per queue: due READY tasks and the oldest one's wait. Reads due rows only."""
+        ...
+
+    def status_counts(self) -> list[QueueCount]:
+        """Per queue and status: how many tasks (reads every row of the backend)."""
+        ...
+
+    def finished_counts(self, *, since: timedelta) -> list[QueueCount]:
+        """Per queue and final status: tasks finished within `since`, and within a minute."""
+        ...

@@ -1,0 +1,81 @@
+"""Reads: results and their attempts, and the counts that status reports are made of."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+
+from django.db.models import Count, Min, Q
+
+from conveyor.models import Attempt, TaskRecord
+from conveyor.store.core import EngineCore
+from conveyor.store.values import DueCount, QueueCount
+
+RESULTS_CHUNK_SIZE = 500
+RECENT_MINUTE = timedelta(minutes=1)
+
+
+class Reads(EngineCore):
+    def task(self, pk: int) -> tuple[TaskRecord, list[Attempt]]:
+        record = self.task_rows().get(pk=pk)
+        return record, list(record.attempts.select_related("error").order_by("id"))
+
+    def tasks_of(self, task_path: str) -> Iterator[tuple[TaskRecord, list[Attempt]]]:
+        records = (
+            self.task_rows()
+            .filter(task_path=task_path)
+            .order_by("-enqueued_at", "-id")
+            .prefetch_related("attempts__error")
+        )
+        for record in records.iterator(chunk_size=RESULTS_CHUNK_SIZE):
+            yield record, list(record.attempts.all())
+
+    def histories(self, ids: Iterable[int]) -> dict[int, list[Attempt]]:
+        wanted = list(ids)
+        found: dict[int, list[Attempt]] = defaultdict(list)
+        if not wanted:
+            return found
+        attempts = (
+            Attempt.objects.using(self.using)
+            .filter(task_id__in=wanted)
+            .select_related("error")
+            .order_by("id")
+        )
+        for attempt in attempts:
+            found[attempt.task_id].append(attempt)
+        return found
+
+    def due_counts(self) -> list[DueCount]:
+        now = self.database_now()
+        rows = (
+            self.task_rows()
+            .ready()
+            .filter(available_after__lte=now)
+            .values("queue_name")
+            .annotate(n=Count("pk"), oldest=Min("available_after"))
+            .order_by()
+        )
+        return [
+            DueCount(row["queue_name"], row["n"], max(now - row["oldest"], timedelta(0)))
+            for row in rows
+        ]
+
+    def status_counts(self) -> list[QueueCount]:
+        rows = self.task_rows().values("queue_name", "status").annotate(n=Count("pk")).order_by()
+        return [QueueCount(row["queue_name"], row["status"], row["n"]) for row in rows]
+
+    def finished_counts(self, *, since: timedelta) -> list[QueueCount]:
+        now = self.database_now()
+        minute = Q(finished_at__gte=now - RECENT_MINUTE)
+        rows = (
+            self.task_rows()
+            .finished()
+            .filter(finished_at__gte=now - since)
+            .values("queue_name", "status")
+            .annotate(n=Count("pk"), minute=Count("pk", filter=minute))
+            .order_by()
+        )
+        return [
+            QueueCount(row["queue_name"], row["status"], row["n"], row["minute"]) for row in rows
+        ]

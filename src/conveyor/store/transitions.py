@@ -1,0 +1,262 @@
+"""A task's way through the store: insert, claim, finish (with the retry policy), release.
+
+The portable statements serve SQLite and MariaDB/MySQL; PostgreSQL overrides the hooks
+`insert_batch`, `claim_rows` and `write_outcomes` with statements of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Min
+from django.tasks import TaskResultStatus
+from django.tasks.base import TaskError
+
+from conveyor.models import Attempt, Error, TaskRecord
+from conveyor.store import statements as sql
+from conveyor.store.core import EngineCore
+from conveyor.store.statements import placeholders
+from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
+
+logger = logging.getLogger(__name__)
+
+READY = TaskResultStatus.READY
+RUNNING = TaskResultStatus.RUNNING
+SUCCESSFUL = TaskResultStatus.SUCCESSFUL
+FAILED = TaskResultStatus.FAILED
+
+INSERT_BATCH_SIZE = 1000
+
+
+@dataclass(slots=True)
+class Batch:
+    """The writes of one finish batch, grouped so that equal updates share one statement."""
+
+    now: datetime
+    updates: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = field(default_factory=dict)
+    attempts: list[tuple[TaskRecord, TaskResultStatus, TaskError | None]] = field(
+        default_factory=list
+    )
+    written: list[Written] = field(default_factory=list)
+
+    def update(self, pk: int, key: tuple[Any, ...], values: dict[str, Any]) -> None:
+        self.updates.setdefault(key, (values, []))[1].append(pk)
+
+
+class Transitions(EngineCore):
+    # -- enqueue ----------------------------------------------------------------------------
+
+    def insert(self, tasks: Sequence[NewTask]) -> None:
+        batches = [
+            tasks[start : start + INSERT_BATCH_SIZE]
+            for start in range(0, len(tasks), INSERT_BATCH_SIZE)
+        ]
+
+        def insert() -> None:
+            if len(batches) == 1:
+                self.insert_batch(batches[0])  # one statement: atomic, no BEGIN/COMMIT
+                return
+            with transaction.atomic(using=self.using, savepoint=False):
+                for batch in batches:
+                    self.insert_batch(batch)
+
+        self.retrying(insert)
+
+    def insert_batch(self, tasks: Sequence[NewTask]) -> None:
+        """Engine hook: one multi-row INSERT ... RETURNING; fill in ids and times."""
+        adapt = self.connection.ops.adapt_datetimefield_value
+        params: list[Any] = []
+        for task in tasks:
+            *values, run_after = task.insert_values()
+            stamp = None if run_after is None else adapt(run_after)
+            params += [*values, stamp, stamp]  # run_after, and available_after's COALESCE
+        row = sql.INSERT_TASK_ROW.format(json=self.json_placeholder, now=self.now_sql)
+        statement = sql.INSERT_TASKS_SQL.format(
+            task=self.table(TaskRecord), rows=", ".join([row] * len(tasks))
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            self.fill_inserted(tasks, cursor.fetchall())
+
+    def fill_inserted(self, tasks: Sequence[NewTask], returned: Sequence[Any]) -> None:
+        """Give inserted tasks what the INSERT returned: id, enqueued_at, available_after."""
+        for task, (pk, enqueued_at, available_after) in zip(tasks, returned, strict=True):
+            task.pk = pk
+            task.enqueued_at = self.rows.datetime(enqueued_at)
+            task.available_after = self.rows.datetime(available_after)
+
+    # -- claim ------------------------------------------------------------------------------
+
+    def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        if limit < 1:
+            return []
+        claimed = self.retrying(lambda: self.claim_rows(worker_id, queues, limit))
+        claimed.sort(key=claim_sort_key)
+        return claimed
+
+    def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        """Engine hook: atomically mark due rows RUNNING for this worker; return them."""
+        raise NotImplementedError
+
+    def next_available_at(self, queues: QueueFilter) -> datetime | None:
+        ready = self.task_rows().ready().filter(queues.as_q())
+        found: datetime | None = ready.aggregate(next=Min("available_after"))["next"]
+        return found
+
+    def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
+        held = sorted(set(held))
+        statement = sql.RELEASE_UNHELD_SQL.format(
+            task=self.table(TaskRecord),
+            held=f" AND id NOT IN ({placeholders(held)})" if held else "",
+        )
+
+        def release() -> int:
+            with self.connection.cursor() as cursor:
+                cursor.execute(statement, [self.backend_name, worker_id, *held])
+                count: int = cursor.rowcount
+                return count
+
+        released = self.retrying(release)
+        if released:
+            logger.warning(
+                "Released %d tasks whose claim reply was lost worker=%s", released, worker_id
+            )
+        return released
+
+    # -- finish -----------------------------------------------------------------------------
+
+    def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        if not outcomes:
+            return []
+        holders = [worker_id] * len(outcomes)
+        return self.retrying(lambda: self.write_outcomes(outcomes, holders))
+
+    def decide(self, outcome: Outcome) -> tuple[TaskResultStatus, timedelta | None]:
+        """The state an outcome leaves its task in, and the retry's delay (None: final)."""
+        if outcome.status != FAILED:
+            return outcome.status, None
+        record = outcome.record
+        delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
+        return (FAILED, None) if delay is None else (READY, delay)
+
+    def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:
+        """Engine hook, the one writer of a RUNNING task's next state: record each outcome
+        whose task `holders[i]` still holds for the same attempt, in one transaction."""
+        with self.write_transaction():
+            held, now = self._lock_held([o.record.pk for o in outcomes])
+            batch = Batch(now=now)
+            for outcome, holder in zip(outcomes, holders, strict=True):
+                if held.get(outcome.record.pk) != (outcome.record.attempt_count, holder):
+                    log_lost_fence(outcome.record, holder)
+                    continue
+                self._settle(batch, outcome)
+            self._write(batch)
+        return batch.written
+
+    def _lock_held(self, ids: list[int]) -> tuple[dict[int, tuple[int, str]], datetime]:
+        """Lock the RUNNING rows among ids; map id -> (attempt, holder), and read the clock."""
+        statement = sql.LOCK_HELD_SQL.format(
+            task=self.table(TaskRecord),
+            now=self.now_sql,
+            ids=placeholders(ids),
+            lock=" FOR UPDATE" if self.connection.features.has_select_for_update else "",
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(statement, ids)
+            rows = cursor.fetchall()
+        now = self.rows.datetime(rows[0][3]) if rows else self.database_now()
+        return {pk: (attempt, holder) for pk, attempt, holder, _ in rows}, now
+
+    def _settle(self, batch: Batch, outcome: Outcome) -> None:
+        record = outcome.record
+        status, delay = self.decide(outcome)
+        if delay is not None:
+            available_after = batch.now + delay
+            batch.update(record.pk, (READY, available_after), {"available_after": available_after})
+            batch.written.append(Written(outcome, READY, None, available_after))
+        else:
+            value = outcome.return_value if status == SUCCESSFUL else None
+            values = {"finished_at": batch.now, "return_value": value}
+            batch.update(record.pk, (status, json.dumps(value, sort_keys=True)), values)
+            batch.written.append(Written(outcome, status, batch.now, None))
+        batch.attempts.append((record, outcome.status, outcome.error))
+
+    def _write(self, batch: Batch) -> None:
+        """The UPDATEs (one per group of equal outcomes), then attempts and errors."""
+        adapt = self.connection.ops.adapt_datetimefield_value
+        table = self.table(TaskRecord)
+        with self.connection.cursor() as cursor:
+            for (status, _), (values, ids) in batch.updates.items():
+                if status == READY:
+                    statement = sql.RETRY_SQL.format(task=table, ids=placeholders(ids))
+                    params = [adapt(values["available_after"])]
+                else:
+                    statement = sql.FINAL_SQL.format(task=table, ids=placeholders(ids))
+                    value = values["return_value"]
+                    params = [
+                        status,
+                        adapt(values["finished_at"]),
+                        None if value is None else json.dumps(value),
+                    ]
+                cursor.execute(statement, [*params, *ids])
+            self._insert_attempts(cursor, batch)
+
+    def _insert_attempts(self, cursor: CursorWrapper, batch: Batch) -> None:
+        if not batch.attempts:
+            return
+        adapt = self.connection.ops.adapt_datetimefield_value
+        stopped = adapt(batch.now)
+        params: list[Any] = []
+        for record, status, _ in batch.attempts:
+            started = adapt(record.last_attempted_at or batch.now)
+            params += [record.pk, record.worker_id, started, stopped, status]
+        failed = {record.pk: error for record, _, error in batch.attempts if error is not None}
+        cursor.execute(
+            sql.INSERT_ATTEMPTS_SQL.format(
+                attempt=self.table(Attempt),
+                rows=", ".join(["(%s, %s, %s, %s, %s)"] * len(batch.attempts)),
+                returning=" RETURNING id, task_id" if failed else "",
+            ),
+            params,
+        )
+        if not failed:
+            return
+        error_params: list[Any] = []
+        for attempt_id, task_id in cursor.fetchall():
+            if (error := failed.get(task_id)) is not None:
+                error_params += [attempt_id, error.exception_class_path, error.traceback]
+        cursor.execute(
+            sql.INSERT_ERRORS_SQL.format(
+                error=self.table(Error), rows=", ".join(["(%s, %s, %s)"] * len(failed))
+            ),
+            error_params,
+        )
+
+
+def claim_sort_key(record: TaskRecord) -> tuple[Any, ...]:
+    """The claim order, for rows a statement returned in no particular order."""
+    return (
+        record.available_after,
+        -record.priority,
+        record.attempt_count,
+        record.enqueued_at,
+        record.pk,
+    )
+
+
+def log_lost_fence(record: TaskRecord, worker_id: str) -> None:
+    logger.warning(
+        "Task id=%s path=%s attempt=%s is no longer held by worker=%s; "
+        "its outcome is discarded (recovery took it back)",
+        record.pk,
+        record.task_path,
+        record.attempt_count,
+        worker_id,
+    )

@@ -1,0 +1,139 @@
+"""The values that cross the store's boundary: what goes in, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from django.db.models import Q
+from django.tasks import TaskResultStatus
+from django.tasks.base import TaskError
+
+from conveyor.models import TaskRecord
+from conveyor.store.statements import placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """Which queues a worker serves: `include` (None: every queue) minus `exclude`."""
+
+    include: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def as_q(self) -> Q:
+        condition = Q()
+        if self.include is not None:
+            condition &= Q(queue_name__in=sorted(self.include))
+        if self.exclude:
+            condition &= ~Q(queue_name__in=sorted(self.exclude))
+        return condition
+
+    def as_sql(self, column: str = "queue_name") -> tuple[str, list[str]]:
+        """The filter as SQL conditions on `column`, for hand-written claims."""
+        sql, params = "", []
+        for names, operator in ((self.include, "IN"), (self.exclude or None, "NOT IN")):
+            if names is not None:
+                sql += f" AND {column} {operator} ({placeholders(names)})"
+                params.extend(sorted(names))
+        return sql, params
+
+    def served(self) -> list[str]:
+        """The queue names served, for the worker registry; empty means every queue."""
+        return sorted((self.include or frozenset()) - self.exclude)
+
+    def excluded(self) -> list[str]:
+        """The queue names never served, for the worker registry."""
+        return sorted(self.exclude)
+
+
+@dataclass(slots=True)
+class NewTask:
+    """A task about to be inserted: what enqueue validated, and what the INSERT returned.
+
+    Lighter than a TaskRecord (no model machinery), and shaped like one for results.
+    """
+
+    task_path: str
+    backend_name: str
+    queue_name: str
+    priority: int
+    takes_context: bool
+    arguments: dict[str, Any]
+    arguments_json: str
+    run_after: datetime | None
+    pk: int | None = None
+    enqueued_at: datetime | None = None
+    available_after: datetime | None = None
+    # What a new row holds; results read these like a TaskRecord's.
+    status: ClassVar[TaskResultStatus] = TaskResultStatus.READY
+    started_at: ClassVar[datetime | None] = None
+    finished_at: ClassVar[datetime | None] = None
+    last_attempted_at: ClassVar[datetime | None] = None
+    return_value: ClassVar[Any] = None
+
+    def insert_values(self) -> tuple[str, str, str, int, bool, str, datetime | None]:
+        """What an INSERT takes from it: path, backend, queue, priority, takes_context,
+        the arguments as JSON text, run_after."""
+        return (
+            self.task_path,
+            self.backend_name,
+            self.queue_name,
+            self.priority,
+            self.takes_context,
+            self.arguments_json,
+            self.run_after,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one claimed attempt ended, as the runner (or recovery) reports it.
+
+    `exception` is the exception itself when this process saw it; it is not stored, but lets
+    task_finished receivers read it from sys.exc_info(), as Django's contract promises.
+    """
+
+    record: TaskRecord
+    status: TaskResultStatus
+    return_value: Any = None
+    error: TaskError | None = None
+    exception: BaseException | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """An outcome that reached the database, and the state it left the task in."""
+
+    outcome: Outcome
+    status: TaskResultStatus
+    finished_at: datetime | None
+    available_after: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What an operator action did: the ids it changed, and those it refused (wrong state or
+    gone)."""
+
+    changed: tuple[int, ...]
+    refused: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCount:
+    """Tasks of one queue in one status (and, for recent counts, the last minute's share)."""
+
+    queue_name: str
+    status: str
+    count: int
+    last_minute: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class DueCount:
+    """Due READY tasks of one queue, and how long the oldest has waited."""
+
+    queue_name: str
+    count: int
+    oldest_wait: timedelta

@@ -1,0 +1,40 @@
+"""Assemble a worker from its parts."""
+
+from __future__ import annotations
+
+import threading
+
+from conveyor.store import Engine
+from conveyor.worker.announce import Announcer
+from conveyor.worker.health import DatabaseHealth
+from conveyor.worker.heartbeat import Heartbeat
+from conveyor.worker.identity import Identity
+from conveyor.worker.listener import Listener
+from conveyor.worker.loop import Worker, WorkerParts, WorkerSettings
+from conveyor.worker.maintenance import Maintenance
+from conveyor.worker.outcomes import OutcomeBuffer
+from conveyor.worker.pool import ExecutionPool
+
+
+def build_worker(store: Engine, identity: Identity, settings: WorkerSettings) -> Worker:
+    """A worker for one backend's store, with every part it runs."""
+    wakeup = threading.Event()
+    health = DatabaseHealth()
+    outcomes = OutcomeBuffer(on_added=wakeup.set)
+    announcer = Announcer(store)
+    source = store.wakeup_source()
+    parts = WorkerParts(
+        store=store,
+        identity=identity,
+        wakeup=wakeup,
+        health=health,
+        pool=ExecutionPool(settings.concurrency, outcomes.add),
+        outcomes=outcomes,
+        announcer=announcer,
+        heartbeat=Heartbeat(store, identity, settings.queues, health),
+        maintenance=Maintenance(
+            store, identity.worker_id, on_written=announcer.announce, health=health
+        ),
+        listener=None if source is None else Listener(source, wakeup.set),
+    )
+    return Worker(parts, settings)
