@@ -75,7 +75,13 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"conveyor": {"handlers": ["console"], "level": "WARNING"}},
+    # A test that waits for a worker's log line asks its process for more.
+    "loggers": {
+        "conveyor": {
+            "handlers": ["console"],
+            "level": os.environ.get("CONVEYOR_TEST_LOG_LEVEL", "WARNING"),
+        }
+    },
 }
 
 # The messagecenter demo (tests/demo) runs on this suite's databases: its app, its static

@@ -25,13 +25,20 @@ READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
 
 
-def register(worker_id: str, *, seconds_ago: float = 0, queues: list[str] | None = None) -> None:
+def register(
+    worker_id: str,
+    *,
+    seconds_ago: float = 0,
+    queues: list[str] | None = None,
+    excluded: list[str] | None = None,
+) -> None:
     WorkerRecord.objects.create(
         worker_id=worker_id,
         backend_name="default",
         host="host-a",
         pid=99,
         queues=queues or [],
+        excluded_queues=excluded or [],
         last_heartbeat_at=Now() - timedelta(seconds=seconds_ago),
     )
 
@@ -141,6 +148,19 @@ class TestCheck:
             "UNHEALTHY: backend=default queue=low_priority: 1 due task(s) and no live worker "
             "serves the queue"
         )
+
+    def test_a_worker_does_not_count_for_the_queues_it_excludes(self, db: None) -> None:
+        enqueue(queue_name="low_priority")
+        enqueue()
+        register("all-but-low", excluded=["low_priority"])
+        code, _, err = status("--check")
+        assert code == 1
+        assert "queue=low_priority: 1 due task(s) and no live worker" in err
+        assert "queue=default" not in err
+        (worker,) = status_json()["backends"][0]["workers"]
+        assert (worker["queues"], worker["excluded_queues"]) == ([], ["low_priority"])
+        _, table, _ = status()
+        assert "* except low_priority" in table
 
     def test_a_dead_worker_does_not_count(self, db: None) -> None:
         enqueue()

@@ -13,6 +13,7 @@ from django.db import connection
 from django.tasks import TaskResultStatus
 
 from conveyor.models import WorkerRecord
+from conveyor.store.listen import NOTIFY_CHANNEL
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import async_sleep, record
@@ -81,8 +82,7 @@ def test_supervisor_replaces_a_dead_worker_and_forwards_sigterm(start_worker: An
 )
 def test_notify_wakes_an_idle_worker_long_before_its_poll(start_worker: Any) -> None:
     start_worker("--delay-min", "20000", "--delay-max", "20000")
-    wait_until(WorkerRecord.objects.exists, what="the worker to start")
-    time.sleep(1)  # let the listener connect
+    wait_until(listening, what="the worker's listener to connect")
     for n in range(5):
         enqueued = time.time()
         result = record.enqueue(f"wake-{n}")
@@ -96,15 +96,31 @@ def test_notify_wakes_an_idle_worker_long_before_its_poll(start_worker: Any) -> 
 def test_an_idle_worker_without_notifications_polls_within_delay_max(start_worker: Any) -> None:
     if connection.vendor == "postgresql":
         pytest.skip("PostgreSQL wakes by notification; see the test above")
-    start_worker("--delay-min", "50", "--delay-max", "500")
-    wait_until(WorkerRecord.objects.exists, what="the worker to start")
-    time.sleep(2)  # idle long enough to back off to delay-max
+    worker = start_worker(
+        "--delay-min", "50", "--delay-max", "500", env={"CONVEYOR_TEST_LOG_LEVEL": "DEBUG"}
+    )
+    wait_until(
+        lambda: "idle; looks again in 0.500s" in worker.log(),
+        what="the idle worker to back off to delay-max",
+    )
     enqueued = time.time()
     result = record.enqueue("polled")
     runs = Execution.objects.filter(result_id=result.id, label="polled")
     wait_until(runs.exists, timeout=15, what="the task to start")
     started = runs.get().created_at
     assert started.timestamp() - enqueued < 0.5 + 2.5
+
+
+def listening() -> bool:
+    """Whether a session of this database waits on conveyor's notification channel."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query = %s",
+            [f"LISTEN {NOTIFY_CHANNEL}"],
+        )
+        (count,) = cursor.fetchone()
+    return bool(count)
 
 
 def test_ctrl_c_under_the_supervisor_lets_running_tasks_finish(start_worker: Any) -> None:

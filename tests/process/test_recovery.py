@@ -89,10 +89,13 @@ def test_a_second_sigterm_interrupts_at_once(
     start_worker: Any, max_attempts: int, final: str
 ) -> None:
     result = slow_first.enqueue(60)
-    worker = start_worker(options={**FAST, "max_attempts": max_attempts, "backoff_factor": 60})
+    worker = start_worker(
+        options={**FAST, "max_attempts": max_attempts, "backoff_factor": 60},
+        env={"CONVEYOR_TEST_LOG_LEVEL": "INFO"},
+    )
     wait_until(lambda: started(result.id), what="the task to start")
     worker.signal(signal.SIGTERM)
-    time.sleep(0.3)
+    wait_until(lambda: "stopping: finishing running tasks" in worker.log(), what="the first stop")
     worker.signal(signal.SIGTERM)
     assert worker.wait(15) != 0
     assert TaskRecord.objects.get(pk=result.id).status == final

@@ -216,6 +216,7 @@ class Worker:
             # Host and database clocks may differ a little; this only sets a wake-up time.
             until = (available - timezone.now()).total_seconds()
             timeout = min(timeout, max(until, delay_min))
+        logger.debug("Worker=%s idle; looks again in %.3fs", self.identity.worker_id, timeout)
         return timeout
 
     def flush(self, *, force: bool = False) -> None:
