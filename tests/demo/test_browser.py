@@ -16,7 +16,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import ROOT, wait_until
+from tests.conftest import ARTIFACTS, wait_until
 from tests.demo.conftest import FAST_WORKER
 from tests.demo.ntfy_server import NtfyServer
 
@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
 PHONE: ViewportSize = {"width": 375, "height": 812}
 # Generous: a worker process starts, claims and runs the task on a busy 2-core machine.
 WORKER_TIMEOUT_MS = 30_000
-ARTIFACTS = ROOT / "artifacts"
+
 # WCAG AA for normal text.
 MINIMUM_CONTRAST = 4.5
 # The contrast of an element's text with the first opaque background behind it.
