@@ -20,9 +20,15 @@ def project_blocks(page: str) -> list[Block]:
 
 
 def replay(project: Project, page: str) -> None:
-    """Perform every `project` block of a page; fail naming the block that went wrong."""
-    for block in project_blocks(page):
-        perform(project, block)
+    """Perform every `project` block of a page; fail naming the block that went wrong.
+
+    A development server the page started is stopped at its end.
+    """
+    try:
+        for block in project_blocks(page):
+            perform(project, block)
+    finally:
+        project.stop_server()
 
 
 def perform(project: Project, block: Block) -> None:
@@ -34,7 +40,7 @@ def perform(project: Project, block: Block) -> None:
         project.append(block.check.words[1], block.text)
     elif action == "run":
         expected = int(block.check.option("exit", "0"))
-        ran = project.run(script_of(block))
+        ran = project.run(project.local(script_of(block)))
         assert ran.status == expected, f"{block.where}: expected exit {expected}\n{ran.describe()}"
     elif action == "output":
         assert project.last is not None, f"{block.where}: no command ran before this output"
@@ -47,6 +53,10 @@ def perform(project: Project, block: Block) -> None:
         assert ran.status == 0, f"{block.where}: the session differs\n{ran.describe()}"
     elif action == "start":
         start_and_stop(project, block)
+    elif action == "serve":
+        (command,) = commands_of(block)
+        assert command == "python manage.py runserver", f"{block.where}: serves only runserver"
+        project.serve(command)
     else:
         raise AssertionError(f"{block.where}: unknown project action {action!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -21,6 +22,25 @@ def test_the_quickstart_runs_as_written(quickstart: Project) -> None:
     # task ran, in a database of its own.
     assert (quickstart.cwd / "manage.py").exists()
     assert (quickstart.cwd / "db.sqlite3").exists()
+
+
+def test_the_quickstart_user_sees_both_tasks_in_the_admin(quickstart: Project) -> None:
+    check_the_admin_lists_the_quickstart_tasks(quickstart)
+
+
+def check_the_admin_lists_the_quickstart_tasks(project: Project) -> None:
+    """Log in as the user the quickstart created and read the admin's task list."""
+    page = "\n".join(block.text for block in project_blocks(QUICKSTART))
+    password = re.search(r"DJANGO_SUPERUSER_PASSWORD=(\S+)", page)
+    username = re.search(r"--username (\S+)", page)
+    assert password, f"{QUICKSTART} gives the superuser no password"
+    assert username, f"{QUICKSTART} gives the superuser no username"
+    shown = project.admin_page(
+        "/admin/conveyor/taskrecord/", username=username[1], password=password[1]
+    )
+    assert shown.status == 0, shown.describe()
+    assert shown.stdout.startswith("200\n"), shown.describe()
+    assert shown.stdout.count("emails.tasks.send_welcome_email") >= 2, shown.describe()
 
 
 @pytest.mark.parametrize("page", OTHER_PAGES)
