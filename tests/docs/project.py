@@ -57,14 +57,15 @@ print(response.content.decode())
 """
 
 
-def clean_environment() -> dict[str, str]:
-    """The environment of a reader's shell: no test settings, this venv first on PATH."""
+def clean_environment(venv_bin: Path = VENV_BIN) -> dict[str, str]:
+    """The environment of a reader's shell: no test settings, a venv (this one unless told)
+    first on PATH."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "CONVEYOR_", "PYTEST", "PYTHON"))
+        if not key.startswith(("DJANGO_", "CONVEYOR_", "PYTEST", "PYTHON", "VIRTUAL_ENV"))
     }
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -101,9 +102,9 @@ class Project:
     server_address: str = PAGE_SERVER
 
     @classmethod
-    def empty(cls) -> Project:
+    def empty(cls, venv_bin: Path = VENV_BIN) -> Project:
         root = Path(tempfile.mkdtemp(prefix="conveyor-docs-"))
-        return cls(root=root, cwd=root)
+        return cls(root=root, cwd=root, env=clean_environment(venv_bin))
 
     def copy(self) -> Project:
         """A copy of this project (files and SQLite database) in a new directory."""

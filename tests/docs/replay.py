@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from tests.docs.pages import Block, blocks
@@ -13,6 +14,8 @@ from tests.docs.project import (
     stop_gracefully,
     wait_for_lines,
 )
+
+QUICKSTART = "docs/quickstart.md"
 
 
 def project_blocks(page: str) -> list[Block]:
@@ -103,3 +106,18 @@ def processes_of(command: str) -> int:
         if word.startswith("--processes="):
             return int(word.split("=", 1)[1])
     return 1
+
+
+def check_the_admin_lists_the_quickstart_tasks(project: Project) -> None:
+    """Log in as the superuser the quickstart created and read the admin's task list."""
+    page = "\n".join(block.text for block in project_blocks(QUICKSTART))
+    password = re.search(r"DJANGO_SUPERUSER_PASSWORD=(\S+)", page)
+    username = re.search(r"--username (\S+)", page)
+    assert password, f"{QUICKSTART} gives the superuser no password"
+    assert username, f"{QUICKSTART} gives the superuser no username"
+    shown = project.admin_page(
+        "/admin/conveyor/taskrecord/", username=username[1], password=password[1]
+    )
+    assert shown.status == 0, shown.describe()
+    assert shown.stdout.startswith("200\n"), shown.describe()
+    assert shown.stdout.count("send_welcome_email") >= 2, shown.describe()
