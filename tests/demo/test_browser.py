@@ -66,6 +66,7 @@ TEXTS = [
     ".helptext",
     "button",
     ".subscribe a",
+    ".admin-link a",
     ".command",
     ".result-meta time",
     ".status--successful",

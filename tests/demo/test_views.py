@@ -51,6 +51,7 @@ def test_the_page_shows_the_form_the_topic_and_the_results_newest_first(
     assert f"curl -s {ntfy_url}/json" in html
     assert "/static/messagecenter/htmx.min.js" in html
     assert re.search(rf'id="result-{first.id}".*?Ready', html, re.S)
+    assert '<a href="/admin/conveyor/taskrecord/">the admin</a>' in html
 
 
 @pytest.mark.django_db
