@@ -110,7 +110,7 @@ class Project:
         """A copy of this project (files and SQLite database) in a new directory."""
         root = Path(tempfile.mkdtemp(prefix="conveyor-docs-"))
         shutil.copytree(self.root, root, dirs_exist_ok=True, symlinks=True)
-        return Project(root=root, cwd=root / self.cwd.relative_to(self.root))
+        return Project(root=root, cwd=root / self.cwd.relative_to(self.root), env=dict(self.env))
 
     def remove(self) -> None:
         self.stop_server()
