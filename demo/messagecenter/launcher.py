@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from messagecenter import superuser
 from messagecenter.ntfy import Subscription
 from messagecenter.processes import Child, Children
 
@@ -74,11 +75,18 @@ class Launcher:
     """Start the web server and a worker; stop both when told to or when either exits."""
 
     def __init__(
-        self, where: Address, *, reload: bool, ntfy_url: str, write: Callable[[str], None]
+        self,
+        where: Address,
+        *,
+        reload: bool,
+        ntfy_url: str,
+        admin_path: str,
+        write: Callable[[str], None],
     ) -> None:
         self.where = where
         self.reload = reload
         self.ntfy_url = ntfy_url
+        self.admin_path = admin_path
         self.write = write
         self.children = Children()
         self.stopping = threading.Event()
@@ -114,6 +122,7 @@ class Launcher:
         lines = [
             "",
             f"Message center: {self.where.url}",
+            superuser.login_line(self.where.url, self.admin_path),
             "Subscribe to the notifications it sends:",
             *(f"  {line}" for line in Subscription.of(self.ntfy_url).instructions()),
             "Stop with Ctrl-C.",

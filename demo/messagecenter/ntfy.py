@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 from django.core.exceptions import ImproperlyConfigured
 
 PUBLIC_SERVER = "https://ntfy.sh"
@@ -95,3 +96,23 @@ class Subscription:
         if not self.on_public_server:
             app += f" on server {self.server}"
         return [app, f"web: open {self.url}", f"terminal: {self.curl_command}"]
+
+
+class NtfyUnreachable(Exception):
+    """The ntfy server could not be reached, or did not answer."""
+
+
+def unreachable(url: str, error: httpx.TransportError) -> NtfyUnreachable:
+    """The error for a request to url that failed on the network: it names the host, and
+    what to change when it is the public server the demo picked by itself."""
+    host = urlsplit(url).netloc
+    connecting = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+    what = f"Could not reach {host}" if connecting else f"{host} did not answer"
+    if Subscription.of(url).on_public_server:
+        advice = (
+            "Is this machine offline? To send to another ntfy server, set NTFY_URL "
+            "(see demo/README.md)."
+        )
+    else:
+        advice = "Is the ntfy server that NTFY_URL names running, and reachable from here?"
+    return NtfyUnreachable(f"{what}: {str(error) or type(error).__name__}. {advice}")

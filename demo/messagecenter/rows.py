@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 
+from conveyor.models import TaskRecord
 from messagecenter.tasks import send_notification
 
 _SIGNATURE = inspect.signature(send_notification.func)
@@ -43,9 +45,11 @@ class Row:
     title: str | None
     attempts: int
     error: ErrorSummary | None
+    # When a task that waits for its next attempt is due; None for any other.
+    next_attempt_at: datetime | None = None
 
     @classmethod
-    def of(cls, result: TaskResult[..., Any]) -> Row:
+    def of(cls, result: TaskResult[..., Any], *, next_attempt_at: datetime | None = None) -> Row:
         arguments = bound_arguments(result)
         return cls(
             id=result.id,
@@ -55,6 +59,7 @@ class Row:
             title=arguments.get("title") or None,
             attempts=result.attempts,
             error=ErrorSummary.of(result.errors[-1]) if result.errors else None,
+            next_attempt_at=next_attempt_at,
         )
 
     @property
@@ -62,13 +67,44 @@ class Row:
         return self.status in {TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED}
 
     @property
+    def retrying(self) -> bool:
+        """Ready again after an attempt that did not finish it: it failed, or its worker died."""
+        return self.status == TaskResultStatus.READY and self.attempts > 0
+
+    @property
     def status_label(self) -> str:
-        return str(self.status.label)
+        return "Retrying" if self.retrying else str(self.status.label)
+
+    @property
+    def status_class(self) -> str:
+        """The CSS modifier of the status badge."""
+        return "retrying" if self.retrying else self.status.value.lower()
 
     @property
     def state(self) -> str:
         """Changes whenever the row would look different: a new status or a new attempt."""
         return f"{self.status.value}-{self.attempts}"
+
+
+def rows_of(results: Iterable[TaskResult[..., Any]]) -> list[Row]:
+    """The rows of results, each one that waits for a retry with the time it is due."""
+    found = list(results)
+    due = next_attempts(
+        [r.id for r in found if r.status == TaskResultStatus.READY and r.attempts > 0]
+    )
+    return [Row.of(result, next_attempt_at=due.get(result.id)) for result in found]
+
+
+def next_attempts(result_ids: list[str]) -> dict[str, datetime]:
+    """When each of these tasks may run next, by result id.
+
+    django.tasks' TaskResult has no field for it; conveyor keeps it in the task's row
+    (available_after: the end of the retry's back-off).
+    """
+    if not result_ids:
+        return {}
+    due = TaskRecord.objects.filter(pk__in=result_ids).values_list("pk", "available_after")
+    return {str(pk): at for pk, at in due}
 
 
 def bound_arguments(result: TaskResult[..., Any]) -> dict[str, Any]:

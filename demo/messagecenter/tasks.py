@@ -9,6 +9,8 @@ import httpx
 from django.conf import settings
 from django.tasks import task
 
+from messagecenter.ntfy import unreachable
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -18,13 +20,19 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 def send_notification(message: str, title: str | None = None) -> None:
     """Publish a message to settings.NTFY_URL; raise on any HTTP or network error.
 
+    A network error becomes NtfyUnreachable, which names the host; an HTTP error stays
+    httpx's HTTPStatusError, which names the status and the URL.
+
     Raising is what makes the backend's retry policy try again.
     """
     headers = {"Content-Type": "text/plain; charset=utf-8"}
     if title:
         headers["Title"] = header_value(title)
     with httpx.Client(timeout=timeout_seconds()) as client:
-        response = client.post(settings.NTFY_URL, content=message.encode(), headers=headers)
+        try:
+            response = client.post(settings.NTFY_URL, content=message.encode(), headers=headers)
+        except httpx.TransportError as exc:
+            raise unreachable(settings.NTFY_URL, exc) from exc
         response.raise_for_status()
     logger.info("Notification sent url=%s status=%s", settings.NTFY_URL, response.status_code)
 

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from conveyor.backend import DatabaseBackend
 from messagecenter.forms import MessageForm
 from messagecenter.ntfy import Subscription
-from messagecenter.rows import Row
+from messagecenter.rows import Row, rows_of
 from messagecenter.tasks import send_notification
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def result(request: HttpRequest, result_id: str) -> HttpResponse:
         found = send_notification.get_result(result_id)
     except (TaskResultDoesNotExist, TaskResultMismatch):
         raise Http404(f"No notification has the id {result_id!r}.") from None
-    row = Row.of(found)
+    [row] = rows_of([found])
     if row.finished:
         return render(request, f"{TEMPLATE}#update", {"row": row}, status=HTMX_STOP_POLLING)
     if request.GET.get("seen") == row.state:
@@ -93,9 +93,7 @@ def recent_rows() -> list[Row]:
     backend = send_notification.get_backend()
     if not isinstance(backend, DatabaseBackend):
         raise ImproperlyConfigured("messagecenter needs TASKS['default'] to be conveyor's backend")
-    return [
-        Row.of(result) for result in islice(backend.get_results(send_notification), RESULTS_SHOWN)
-    ]
+    return rows_of(islice(backend.get_results(send_notification), RESULTS_SHOWN))
 
 
 def is_htmx(request: HttpRequest) -> bool:

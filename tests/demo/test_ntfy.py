@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from messagecenter.ntfy import TOPIC_PATTERN, Subscription, save_once, topic_url
+from messagecenter.ntfy import TOPIC_PATTERN, Subscription, save_once, topic_url, unreachable
 
 
 def test_ntfy_url_from_the_environment_is_used_as_it_is(tmp_path: Path):
@@ -90,4 +91,40 @@ def test_subscription_to_a_topic_on_another_server_names_the_server():
     assert (
         subscription.instructions()[0]
         == "ntfy app: subscribe to topic alerts on server http://10.0.0.5:8080"
+    )
+
+
+def network_error(kind: type[httpx.TransportError], url: str, text: str) -> httpx.TransportError:
+    return kind(text, request=httpx.Request("POST", url))
+
+
+def test_when_ntfy_sh_is_unreachable_the_error_names_it_and_points_to_ntfy_url():
+    url = "https://ntfy.sh/conveyor-demo-1234"
+    error = network_error(
+        httpx.ConnectError, url, "[Errno -3] Temporary failure in name resolution"
+    )
+
+    assert str(unreachable(url, error)) == (
+        "Could not reach ntfy.sh: [Errno -3] Temporary failure in name resolution. "
+        "Is this machine offline? To send to another ntfy server, set NTFY_URL "
+        "(see demo/README.md)."
+    )
+
+
+def test_when_another_server_is_unreachable_the_error_names_it_and_ntfy_url():
+    url = "http://10.0.0.5:8080/alerts"
+    error = network_error(httpx.ConnectTimeout, url, "timed out")
+
+    assert str(unreachable(url, error)) == (
+        "Could not reach 10.0.0.5:8080: timed out. "
+        "Is the ntfy server that NTFY_URL names running, and reachable from here?"
+    )
+
+
+def test_a_server_that_stops_answering_is_named():
+    url = "https://ntfy.sh/alerts"
+    error = network_error(httpx.RemoteProtocolError, url, "")
+
+    assert str(unreachable(url, error)).startswith(
+        "ntfy.sh did not answer: RemoteProtocolError. Is this machine offline?"
     )

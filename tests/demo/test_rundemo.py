@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
+from messagecenter import superuser
 from messagecenter.launcher import Address, address
 from tests.conftest import ROOT, wait_until
 from tests.demo.ntfy_server import NtfyServer
@@ -132,6 +134,18 @@ def send_with_htmx(client: httpx.Client, message: str) -> httpx.Response:
     )
 
 
+def log_in(client: httpx.Client, admin_url: str, *, username: str, password: str) -> httpx.Response:
+    """Log in on the admin's login page as a person would; return the page it leads to."""
+    form = client.get(admin_url, follow_redirects=True)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text)
+    assert token, form.text
+    return client.post(
+        str(form.url),
+        data={"csrfmiddlewaretoken": token[1], "username": username, "password": password},
+        follow_redirects=True,
+    )
+
+
 def test_rundemo_serves_the_page_runs_the_task_and_stops_both_on_ctrl_c(
     run_demo, ntfy_server: NtfyServer, ntfy_url: str
 ):
@@ -149,8 +163,17 @@ def test_rundemo_serves_the_page_runs_the_task_and_stops_both_on_ctrl_c(
             lambda: (answer := client.get(poll[1])).status_code == 286 and answer,
             what="the worker to send the notification",
         )
+        admin = re.search(r"Admin: (http://\S+) user (\S+) / password (\S+)", demo.log())
+        assert admin, demo.log()
+        logged_in = log_in(client, admin[1], username=admin[2], password=admin[3])
+        tasks = client.get(f"{admin[1]}conveyor/taskrecord/")
     assert "Successful" in finished.text
     assert [r.body for r in ntfy_server.received] == ["Hello from rundemo"], demo.log()
+    assert (admin[1], admin[2], admin[3]) == (f"{url}admin/", "demo", "demo")
+    assert "Created the admin's superuser demo." in demo.log()
+    assert logged_in.url == admin[1], logged_in.text
+    assert tasks.status_code == 200
+    assert "messagecenter.tasks.send_notification" in tasks.text
 
     children = descendants(demo.popen.pid)
     assert len(children) == 2, demo.log()  # the web server and the worker
@@ -158,6 +181,19 @@ def test_rundemo_serves_the_page_runs_the_task_and_stops_both_on_ctrl_c(
     assert demo.wait() == 0, demo.log()
     assert "Stopped." in demo.log()
     assert not [pid for pid in children if alive(pid)], demo.log()
+
+
+@pytest.mark.django_db
+def test_the_superuser_is_made_once_and_then_left_as_it_is():
+    assert superuser.ensure_superuser()
+    user = get_user_model()._default_manager.get(username="demo")
+    assert user.is_superuser
+    assert user.check_password("demo")
+    user.set_password("changed")
+    user.save()
+
+    assert not superuser.ensure_superuser()
+    assert get_user_model()._default_manager.get(username="demo").check_password("changed")
 
 
 def test_sigterm_stops_the_reloading_web_server_and_the_worker(run_demo, ntfy_url: str):

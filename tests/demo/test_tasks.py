@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from messagecenter.ntfy import NtfyUnreachable
 from messagecenter.tasks import send_notification
 from tests.demo.ntfy_server import TOPIC, NtfyServer
 
@@ -53,8 +54,10 @@ def test_send_notification_raises_when_the_connection_is_refused(settings: Any):
     # Nothing listens on the port once the probe is closed.
     settings.NTFY_URL = f"http://127.0.0.1:{port}/{TOPIC}"
 
-    with pytest.raises(httpx.ConnectError):
+    with pytest.raises(NtfyUnreachable, match=f"^Could not reach 127.0.0.1:{port}: ") as caught:
         send_notification.call("nobody listens")
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    assert "NTFY_URL" in str(caught.value)
 
 
 def test_send_notification_gives_up_after_its_timeout(
@@ -64,7 +67,10 @@ def test_send_notification_gives_up_after_its_timeout(
     ntfy_server.hold()
     started = time.monotonic()
 
-    with pytest.raises(httpx.TimeoutException):
+    with pytest.raises(
+        NtfyUnreachable, match=f"^127.0.0.1:{ntfy_server.port} did not answer: timed out"
+    ) as caught:
         send_notification.call("slow server")
+    assert isinstance(caught.value.__cause__, httpx.TimeoutException)
     # Bounded by the timeout, far below the 60 s the server would hold the answer.
     assert time.monotonic() - started < 30

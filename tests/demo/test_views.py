@@ -51,6 +51,7 @@ def test_the_page_shows_the_form_the_topic_and_the_results_newest_first(
     assert f"curl -s {ntfy_url}/json" in html
     assert "/static/messagecenter/htmx.min.js" in html
     assert re.search(rf'id="result-{first.id}".*?Ready', html, re.S)
+    assert '<a href="/admin/conveyor/taskrecord/">the admin</a>' in html
 
 
 @pytest.mark.django_db
@@ -214,3 +215,42 @@ def test_a_failed_result_shows_its_last_error(
     page = client.get(reverse("page")).content.decode()
     assert "Failed after 2 attempts" in page
     assert "httpx.HTTPStatusError" in page
+
+
+def test_a_result_waiting_for_its_retry_shows_retrying_and_when_the_next_attempt_is_due(
+    client: Client, ntfy_server: NtfyServer, ntfy_url: str, start_worker
+):
+    ntfy_server.status = 500
+    poll = poll_url(send(client, message="Try again").content.decode())
+
+    # One failed attempt, then an hour's back-off: the row stays Retrying for this test.
+    start_worker(*FAST_WORKER, options={"max_attempts": 2, "backoff_factor": 3600})
+    changed = wait_until(
+        lambda: (
+            "Retrying" in (answer := client.get(poll, headers=HTMX)).content.decode() and answer
+        ),
+        what="the first attempt to fail",
+    )
+
+    html = changed.content.decode()
+    due = TaskRecord.objects.get().available_after
+    assert changed.status_code == 200
+    assert poll_url(html).endswith("?seen=READY-1")
+    assert '<span class="status status--retrying">Retrying</span>' in html
+    assert f'Next attempt at <time datetime="{due.isoformat()}">{due:%H:%M:%S} UTC</time>' in html
+    assert "Attempt 1 failed:" in html
+    assert "httpx.HTTPStatusError" in html
+    assert re.search(r'hx-swap-oob="innerHTML">Message #\d+: Retrying<', html)
+    assert client.get(poll_url(html), headers=HTMX).status_code == 204
+    assert len(ntfy_server.received) == 1
+    page = client.get(reverse("page")).content.decode()
+    assert "Retrying" in page
+    assert f"{due:%H:%M:%S} UTC" in page
+
+
+@pytest.mark.django_db
+def test_a_ready_result_never_attempted_is_ready_not_retrying(client: Client, ntfy_url: str):
+    html = send(client, message="Fresh").content.decode()
+
+    assert '<span class="status status--ready">Ready</span>' in html
+    assert "Next attempt" not in html

@@ -7,9 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.docs.project import Project
-from tests.docs.replay import replay
-
-QUICKSTART = "docs/quickstart.md"
+from tests.docs.replay import QUICKSTART, replay
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,8 @@ The kinds:
     project run [exit=N]   shell commands, run in the page's throwaway project
     project start          all lines but the last run; the last is started, must become
                            ready, and must stop cleanly on SIGTERM
+    project serve          `manage.py runserver`, started in the background on a free port
+                           until the page ends; later blocks reach it at 127.0.0.1:8000
     project shell          a >>> session, run as a doctest in `manage.py shell`
     project write PATH     the block becomes that file of the project
     project append PATH    the block is appended to that file of the project
@@ -42,7 +44,7 @@ DOCS = ROOT / "docs"
 UNMARKED_PAGES = frozenset({"docs/performance.md", "docs/reliability.md"})
 
 KINDS = frozenset({"none", "pip", "dev", "settings", "python", "project", "file", "source"})
-PROJECT_ACTIONS = frozenset({"run", "start", "shell", "write", "append", "output"})
+PROJECT_ACTIONS = frozenset({"run", "start", "serve", "shell", "write", "append", "output"})
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^\s*<!--\s*check:\s*(?P<body>.*?)\s*-->\s*$")

@@ -13,6 +13,7 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,9 @@ COMMAND_TIMEOUT = 120
 READY_TIMEOUT = 60
 STOP_TIMEOUT = 30
 WORKER_READY = "started backend="
+# The address pages give the development server; a replay serves on a free port instead,
+# so that it never meets a server someone else runs on this machine.
+PAGE_SERVER = "127.0.0.1:8000"
 
 # Runs a doctest inside `manage.py shell -c`; the block's text comes in a file.
 DOCTEST_RUNNER = """
@@ -40,15 +44,28 @@ runner.run(test)
 sys.exit(1 if runner.failures else 0)
 """
 
+# Logs in to the admin with Django's test client and prints a page's status and HTML.
+ADMIN_PAGE = """
+import os
+from django.test import Client
+client = Client(HTTP_HOST="localhost")
+if not client.login(username=os.environ["DOCS_USERNAME"], password=os.environ["DOCS_PASSWORD"]):
+    raise SystemExit("cannot log in as " + os.environ["DOCS_USERNAME"])
+response = client.get(os.environ["DOCS_PATH"])
+print(response.status_code)
+print(response.content.decode())
+"""
 
-def clean_environment() -> dict[str, str]:
-    """The environment of a reader's shell: no test settings, this venv first on PATH."""
+
+def clean_environment(venv_bin: Path = VENV_BIN) -> dict[str, str]:
+    """The environment of a reader's shell: no test settings, a venv (this one unless told)
+    first on PATH."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "CONVEYOR_", "PYTEST", "PYTHON"))
+        if not key.startswith(("DJANGO_", "CONVEYOR_", "PYTEST", "PYTHON", "VIRTUAL_ENV"))
     }
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -80,19 +97,23 @@ class Project:
     cwd: Path
     env: dict[str, str] = field(default_factory=clean_environment)
     last: Ran | None = None
+    # A development server started by a `project serve` block, and where it listens.
+    server: subprocess.Popen[bytes] | None = None
+    server_address: str = PAGE_SERVER
 
     @classmethod
-    def empty(cls) -> Project:
+    def empty(cls, venv_bin: Path = VENV_BIN) -> Project:
         root = Path(tempfile.mkdtemp(prefix="conveyor-docs-"))
-        return cls(root=root, cwd=root)
+        return cls(root=root, cwd=root, env=clean_environment(venv_bin))
 
     def copy(self) -> Project:
         """A copy of this project (files and SQLite database) in a new directory."""
         root = Path(tempfile.mkdtemp(prefix="conveyor-docs-"))
         shutil.copytree(self.root, root, dirs_exist_ok=True, symlinks=True)
-        return Project(root=root, cwd=root / self.cwd.relative_to(self.root))
+        return Project(root=root, cwd=root / self.cwd.relative_to(self.root), env=dict(self.env))
 
     def remove(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- commands -----------------------------------------------------------------------------
@@ -125,6 +146,32 @@ class Project:
             start_new_session=True,
         )
 
+    def serve(self, command: str) -> None:
+        """Start the development server on a free port; return once it accepts connections."""
+        assert self.server is None, "a development server already runs"
+        port = free_port()
+        self.server_address = f"127.0.0.1:{port}"
+        log = self.root / ".docs-server.log"
+        with log.open("wb") as output:
+            self.server = subprocess.Popen(
+                ["bash", "-c", f"exec {command} {self.server_address} --noreload"],
+                cwd=self.cwd,
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_port(self.server, port, log=log)
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            kill_group(self.server)
+            self.server = None
+
+    def local(self, text: str) -> str:
+        """A block's text with the page's server address replaced by the one served."""
+        return text.replace(PAGE_SERVER, self.server_address)
+
     def doctest(self, block: Block) -> Ran:
         """Run a >>> session in `python manage.py shell`."""
         path = self.root / ".docs-block.txt"
@@ -140,6 +187,20 @@ class Project:
             check=False,
         )
         return Ran(f"manage.py shell <<< {block.where}", done.returncode, done.stdout, done.stderr)
+
+    def admin_page(self, path: str, *, username: str, password: str) -> Ran:
+        """An admin page as a logged-in user sees it: status on the first line, then HTML."""
+        env = {**self.env, "DOCS_USERNAME": username, "DOCS_PASSWORD": password, "DOCS_PATH": path}
+        done = subprocess.run(
+            ["python", "manage.py", "shell", "--no-imports", "-c", ADMIN_PAGE],
+            cwd=self.cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+        return Ran(f"admin page {path}", done.returncode, done.stdout, done.stderr)
 
     # -- files --------------------------------------------------------------------------------
 
@@ -177,6 +238,32 @@ def kill_group(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(
+    process: subprocess.Popen[bytes], port: int, *, log: Path, timeout: float = READY_TIMEOUT
+) -> None:
+    """Wait until something accepts connections on the port; fail if the process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            kill_group(process)
+            raise AssertionError(
+                f"nothing listened on port {port} within {timeout}s "
+                f"(exit status {process.poll()}); output:\n{log.read_text(errors='replace')}"
+            )
+        time.sleep(0.1)
 
 
 def wait_for_lines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from tests.docs.pages import Block, blocks
@@ -14,15 +15,23 @@ from tests.docs.project import (
     wait_for_lines,
 )
 
+QUICKSTART = "docs/quickstart.md"
+
 
 def project_blocks(page: str) -> list[Block]:
     return [b for b in blocks(page) if b.check is not None and b.check.kind == "project"]
 
 
 def replay(project: Project, page: str) -> None:
-    """Perform every `project` block of a page; fail naming the block that went wrong."""
-    for block in project_blocks(page):
-        perform(project, block)
+    """Perform every `project` block of a page; fail naming the block that went wrong.
+
+    A development server the page started is stopped at its end.
+    """
+    try:
+        for block in project_blocks(page):
+            perform(project, block)
+    finally:
+        project.stop_server()
 
 
 def perform(project: Project, block: Block) -> None:
@@ -34,7 +43,7 @@ def perform(project: Project, block: Block) -> None:
         project.append(block.check.words[1], block.text)
     elif action == "run":
         expected = int(block.check.option("exit", "0"))
-        ran = project.run(script_of(block))
+        ran = project.run(project.local(script_of(block)))
         assert ran.status == expected, f"{block.where}: expected exit {expected}\n{ran.describe()}"
     elif action == "output":
         assert project.last is not None, f"{block.where}: no command ran before this output"
@@ -47,6 +56,10 @@ def perform(project: Project, block: Block) -> None:
         assert ran.status == 0, f"{block.where}: the session differs\n{ran.describe()}"
     elif action == "start":
         start_and_stop(project, block)
+    elif action == "serve":
+        (command,) = commands_of(block)
+        assert command == "python manage.py runserver", f"{block.where}: serves only runserver"
+        project.serve(command)
     else:
         raise AssertionError(f"{block.where}: unknown project action {action!r}")
 
@@ -93,3 +106,18 @@ def processes_of(command: str) -> int:
         if word.startswith("--processes="):
             return int(word.split("=", 1)[1])
     return 1
+
+
+def check_the_admin_lists_the_quickstart_tasks(project: Project) -> None:
+    """Log in as the superuser the quickstart created and read the admin's task list."""
+    page = "\n".join(block.text for block in project_blocks(QUICKSTART))
+    password = re.search(r"DJANGO_SUPERUSER_PASSWORD=(\S+)", page)
+    username = re.search(r"--username (\S+)", page)
+    assert password, f"{QUICKSTART} gives the superuser no password"
+    assert username, f"{QUICKSTART} gives the superuser no username"
+    shown = project.admin_page(
+        "/admin/conveyor/taskrecord/", username=username[1], password=password[1]
+    )
+    assert shown.status == 0, shown.describe()
+    assert shown.stdout.startswith("200\n"), shown.describe()
+    assert shown.stdout.count("send_welcome_email") >= 2, shown.describe()

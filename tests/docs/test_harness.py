@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.docs.formats import yaml_subset
 from tests.docs.pages import Check, _cells
-from tests.docs.project import matches
+from tests.docs.project import Project, matches
 
 pytestmark = pytest.mark.any_database
 
@@ -19,6 +21,15 @@ def test_markers_are_read_and_malformed_ones_reported() -> None:
     assert Check.parse("shell").problem()
     assert Check.parse("project jump").problem()
     assert not Check.parse("source conveyor.store.postgresql CLAIM_SQL").problem()
+    assert not Check.parse("project serve").problem()
+
+
+def test_blocks_reach_the_served_development_server_at_its_own_address() -> None:
+    project = Project(root=Path("/nonexistent"), cwd=Path("/nonexistent"))
+    project.server_address = "127.0.0.1:40123"
+    assert project.local("curl http://127.0.0.1:8000/sign-up/") == (
+        "curl http://127.0.0.1:40123/sign-up/"
+    )
 
 
 def test_output_matching_allows_ellipses_and_whitespace_but_not_other_text() -> None:

@@ -6,10 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.docs.conftest import QUICKSTART
 from tests.docs.pages import checked_pages
 from tests.docs.project import Project
-from tests.docs.replay import project_blocks, replay
+from tests.docs.replay import (
+    QUICKSTART,
+    check_the_admin_lists_the_quickstart_tasks,
+    project_blocks,
+    replay,
+)
 
 pytestmark = [pytest.mark.any_database, pytest.mark.process]
 
@@ -21,6 +25,10 @@ def test_the_quickstart_runs_as_written(quickstart: Project) -> None:
     # task ran, in a database of its own.
     assert (quickstart.cwd / "manage.py").exists()
     assert (quickstart.cwd / "db.sqlite3").exists()
+
+
+def test_the_quickstart_user_sees_both_tasks_in_the_admin(quickstart: Project) -> None:
+    check_the_admin_lists_the_quickstart_tasks(quickstart)
 
 
 @pytest.mark.parametrize("page", OTHER_PAGES)

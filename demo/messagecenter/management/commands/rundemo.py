@@ -7,14 +7,17 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import BaseCommand, CommandError, call_command
+from django.urls import reverse
 
+from messagecenter import superuser
 from messagecenter.launcher import Address, Launcher, address
 
 
 class Command(BaseCommand):
     help = (
-        "Apply migrations, then run Django's development server and a conveyor worker "
-        "together until Ctrl-C or SIGTERM, which stops both."
+        "Apply migrations and create the admin's demo user on the first run, then run "
+        "Django's development server and a conveyor worker together until Ctrl-C or SIGTERM, "
+        "which stops both."
     )
     # The children check the project; this command only starts them.
     requires_system_checks: list[str] = []
@@ -37,10 +40,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=options["verbosity"])
+        if superuser.ensure_superuser():
+            self.stdout.write(f"Created the admin's superuser {superuser.USERNAME}.")
         launcher = Launcher(
             options["addrport"],
             reload=options["reload"],
             ntfy_url=settings.NTFY_URL,
+            admin_path=reverse("admin:index"),
             write=self.stdout.write,
         )
         exited = launcher.run()
