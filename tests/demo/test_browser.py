@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import (
     Browser,
-    BrowserType,
     Locator,
     Page,
     ViewportSize,
@@ -16,44 +14,14 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.conftest import ROOT, wait_until
+from tests.browser import MINIMUM_CONTRAST, contrast, launch, needs_chromium, screenshot
+from tests.conftest import wait_until
 from tests.demo.conftest import FAST_WORKER
 from tests.demo.ntfy_server import NtfyServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE: ViewportSize = {"width": 375, "height": 812}
 # Generous: a worker process starts, claims and runs the task on a busy 2-core machine.
 WORKER_TIMEOUT_MS = 30_000
-ARTIFACTS = ROOT / "artifacts"
-# WCAG AA for normal text.
-MINIMUM_CONTRAST = 4.5
-# The contrast of an element's text with the first opaque background behind it.
-CONTRAST_JS = """element => {
-    const rgb = value => value.match(/[\\d.]+/g).map(Number);
-    const luminance = ([r, g, b]) => {
-        const linear = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-        return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
-    };
-    let behind = element;
-    let background = rgb(getComputedStyle(behind).backgroundColor);
-    while (background.length === 4 && background[3] === 0 && behind.parentElement) {
-        behind = behind.parentElement;
-        background = rgb(getComputedStyle(behind).backgroundColor);
-    }
-    const [light, dark] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)]
-        .sort((a, b) => b - a);
-    return (light + 0.05) / (dark + 0.05);
-}"""
 # Every kind of text the page shows once a message was sent and another failed.
 TEXTS = [
     ".site-header p",
@@ -68,17 +36,7 @@ TEXTS = [
     ".result-error p",
 ]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
-    ),
-]
-
-
-def launch(chromium: BrowserType) -> Browser:
-    return chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def rows(page: Page) -> Locator:
@@ -98,8 +56,7 @@ def test_messages_go_from_the_page_through_a_worker_to_ntfy(
             check_a_message_is_sent(page, ntfy_server, start_worker)
             check_a_failure_shows_its_error(page, ntfy_server)
             check_text_contrast(page, TEXTS)
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=ARTIFACTS / f"messagecenter-{vendor}.png", full_page=True)
+            screenshot(page, f"messagecenter-{vendor}")
             check_bad_input_is_shown_on_the_form(page)
             check_the_page_works_without_javascript(browser, live_server.url)
         finally:
@@ -168,7 +125,7 @@ def check_a_failure_shows_its_error(page: Page, ntfy_server: NtfyServer) -> None
 
 def check_text_contrast(page: Page, selectors: list[str]) -> None:
     for selector in selectors:
-        ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+        ratio = contrast(page.locator(selector).first)
         assert ratio >= MINIMUM_CONTRAST, f"{selector}: contrast {ratio:.2f} < {MINIMUM_CONTRAST}"
 
 
