@@ -384,6 +384,21 @@ class TestWorkers:
         alive = admin_client_as_superuser.get(WORKERS_URL, {"alive": "yes"})
         assert [w.worker_id for w in alive.context["cl"].result_list] == ["stale"]
 
+    def test_shows_how_long_ago_a_worker_was_heard_from_and_whether_it_is_alive_first(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        long_id = "worker-7f9c2b1d4e-prod-eu-west-1.internal.example.com-48213-Zq8LmP2x"
+        self.register(long_id, seconds_ago=45, queues=[])
+        html = admin_client_as_superuser.get(WORKERS_URL).content.decode()
+        age = re.search(r'<td class="field-heartbeat_age"><span title="([^"]+)">(.*?)<', html)
+        assert age, html
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", age[1])
+        assert re.fullmatch(r"4[5-7] s ago", age[2])
+        assert "0:00:" not in html
+        headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+        assert headers[:3] == ["worker", "alive", "heartbeat_age"]
+        assert f'title="{long_id}">worker-7…q8LmP2x<' in html
+
     def test_is_read_only_and_visible_to_viewers(self, viewer_client: Client) -> None:
         self.register("fresh", seconds_ago=1, queues=[])
         assert viewer_client.get(WORKERS_URL).status_code == 200
