@@ -533,6 +533,7 @@ class TestActions:
         assert buttons(detail(client, done.pk)) == []
         html = detail(client, deferred.pk)
         assert ">Run now</button>" in html
+        assert re.search(r">in (59 min \d+ s|1 h)</span>.*deferred", readonly(html, "due"))
         assert 'title="Cancel (ready tasks; they end failed)">Cancel</button>' in html
 
     def test_a_stale_button_is_refused_with_a_reason(

@@ -26,6 +26,7 @@ from django.utils.translation import gettext
 from conveyor.admin import display
 from conveyor.admin.dates import date_drilldown
 from conveyor.admin.listing import (
+    AttemptSummary,
     BackendFilter,
     CappedCountPaginator,
     QueueFilter,
@@ -65,6 +66,7 @@ CANCEL = Operation(
 )
 
 
+NO_ATTEMPTS = AttemptSummary(ended=0, last_error="")
 # What a task's page offers, as buttons: the actions that apply to the task's state.
 BUTTONS = {"retry": "Retry now", "run_now": "Run now", "cancel": "Cancel"}
 
@@ -122,9 +124,11 @@ def applicable_actions(record: TaskRecord, now: datetime) -> list[str]:
     return []
 
 
-def attempts_made(record: TaskRecord) -> int:
-    """Attempt rows, and the running attempt (written when it ends): the result's attempts."""
-    ended = record.attempts.count()
+def attempts_made(record: TaskRecord, ended: int | None = None) -> int:
+    """The `ended` Attempt rows (counted if not given), and the running attempt, which is
+    written when it ends: the result's attempts."""
+    if ended is None:
+        ended = record.attempts.count()
     return ended + (1 if record.status == RUNNING else 0)
 
 
@@ -211,10 +215,9 @@ class TaskChangeList(ChangeList):
         records = list(self.result_list.annotate(checked_at=Now()))
         summaries = attempt_summaries([r.pk for r in records], self.queryset.db)
         for record in records:
-            summary = summaries.get(record.pk)
-            ended = summary.ended if summary else 0
-            record.attempts_made = ended + (1 if record.status == RUNNING else 0)
-            record.last_error = summary.last_error if summary else ""
+            summary = summaries.get(record.pk, NO_ATTEMPTS)
+            record.attempts_made = attempts_made(record, summary.ended)
+            record.last_error = summary.last_error
         self.result_list = records
 
     @cached_property
