@@ -66,6 +66,7 @@ CANCEL = Operation(
 )
 
 
+# A task none of whose attempts has ended.
 NO_ATTEMPTS = AttemptSummary(ended=0, last_error="")
 # What a task's page offers, as buttons: the actions that apply to the task's state.
 BUTTONS = {"retry": "Retry now", "run_now": "Run now", "cancel": "Cancel"}
