@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.db.models.functions import Now
 from playwright.sync_api import (
     Browser,
-    BrowserType,
     Locator,
     Page,
     ViewportSize,
@@ -21,44 +19,14 @@ from playwright.sync_api import (
 )
 
 from conveyor.models import TaskRecord
-from tests.conftest import ARTIFACTS, wait_until
+from tests.browser import MINIMUM_CONTRAST, contrast, launch, needs_chromium, screenshot
+from tests.conftest import wait_until
 from tests.demo.conftest import FAST_WORKER
 from tests.demo.ntfy_server import NtfyServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE: ViewportSize = {"width": 375, "height": 812}
 # Generous: a worker process starts, claims and runs the task on a busy 2-core machine.
 WORKER_TIMEOUT_MS = 30_000
-
-# WCAG AA for normal text.
-MINIMUM_CONTRAST = 4.5
-# The contrast of an element's text with the first opaque background behind it.
-CONTRAST_JS = """element => {
-    const rgb = value => value.match(/[\\d.]+/g).map(Number);
-    const luminance = ([r, g, b]) => {
-        const linear = c => (c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-        return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
-    };
-    let behind = element;
-    let background = rgb(getComputedStyle(behind).backgroundColor);
-    while (background.length === 4 && background[3] === 0 && behind.parentElement) {
-        behind = behind.parentElement;
-        background = rgb(getComputedStyle(behind).backgroundColor);
-    }
-    const [light, dark] = [luminance(rgb(getComputedStyle(element).color)), luminance(background)]
-        .sort((a, b) => b - a);
-    return (light + 0.05) / (dark + 0.05);
-}"""
 # Every kind of text the page shows once a message was sent and another failed.
 TEXTS = [
     ".site-header p",
@@ -74,17 +42,7 @@ TEXTS = [
     ".result-error p",
 ]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
-    ),
-]
-
-
-def launch(chromium: BrowserType) -> Browser:
-    return chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 def rows(page: Page) -> Locator:
@@ -103,10 +61,10 @@ def test_messages_go_from_the_page_through_a_worker_to_ntfy(
             check_layout_and_landmarks(page, ntfy_url)
             check_a_message_is_sent(page, ntfy_server, start_worker)
             check_a_failure_is_retried(page, ntfy_server)
-            screenshot(page, f"messagecenter-retrying-{vendor}.png")
+            screenshot(page, f"messagecenter-retrying-{vendor}")
             check_the_last_failure_shows_its_error(page)
             check_text_contrast(page, TEXTS)
-            screenshot(page, f"messagecenter-{vendor}.png")
+            screenshot(page, f"messagecenter-{vendor}")
             check_bad_input_is_shown_on_the_form(page)
             check_the_page_works_without_javascript(browser, live_server.url)
         finally:
@@ -195,7 +153,7 @@ def check_the_last_failure_shows_its_error(page: Page) -> None:
 
 def check_text_contrast(page: Page, selectors: list[str]) -> None:
     for selector in selectors:
-        ratio = page.locator(selector).first.evaluate(CONTRAST_JS)
+        ratio = contrast(page.locator(selector).first)
         assert ratio >= MINIMUM_CONTRAST, f"{selector}: contrast {ratio:.2f} < {MINIMUM_CONTRAST}"
 
 
@@ -223,11 +181,6 @@ def check_the_page_works_without_javascript(browser: Browser, url: str) -> None:
         expect(rows(page).first).to_contain_text("Sent without JavaScript")
     finally:
         context.close()
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / name, full_page=True)
 
 
 def off_the_event_loop[T](query: Callable[[], T]) -> T:

@@ -16,8 +16,9 @@ from django.test.utils import CaptureQueriesContext
 
 from conveyor.admin.listing import CappedCountPaginator
 from conveyor.backend import DatabaseBackend
-from conveyor.models import Attempt, TaskRecord, WorkerRecord
+from conveyor.models import Attempt, Error, TaskRecord, WorkerRecord
 from conveyor.store import Outcome
+from tests.conftest import ROOT
 from tests.factories import ago, claim_all, enqueue, later
 from tests.operations.helpers import claim_due, fail_once, finish_failed, succeed_once
 from tests.tasksapp.tasks import echo
@@ -49,6 +50,52 @@ def act_on_detail(client: Client, action: str, pk: int) -> Any:
     return client.post(f"{TASKS_URL}{pk}/change/", data, follow=True)
 
 
+def column(response: Any, name: str) -> dict[int, str]:
+    """What a changelist column shows for each task of the page, as HTML."""
+    changelist = response.context["cl"]
+    show = getattr(changelist.model_admin, name)
+    return {row.pk: str(show(row)) for row in changelist.result_list}
+
+
+def detail(client: Client, pk: int) -> str:
+    response = client.get(f"{TASKS_URL}{pk}/change/")
+    assert response.status_code == 200
+    return str(response.content.decode())
+
+
+def readonly(html: str, field: str) -> str:
+    """The value a task's page shows for a field."""
+    found = re.search(
+        rf'class="form-row field-{field}">.*?<div class="readonly">(.*?)</div>', html, re.DOTALL
+    )
+    assert found, f"no field {field}"
+    return found[1]
+
+
+def buttons(html: str) -> list[str]:
+    return re.findall(r'name="CHANGE_FORM-action" value="(\w+)"', html)
+
+
+def attempt_numbers(html: str) -> list[str]:
+    return re.findall(r'<th class="field-number" scope="row">(\d+)</th>', html)
+
+
+def record_attempt(row: TaskRecord, *, seconds: float, error: str = "") -> Attempt:
+    started = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    attempt = Attempt.objects.create(
+        task=row,
+        worker_id="w",
+        started_at=started,
+        stopped_at=started + timedelta(seconds=seconds),
+        status=FAILED if error else SUCCESSFUL,
+    )
+    if error:
+        Error.objects.create(
+            attempt=attempt, exception_class_path="builtins.RuntimeError", traceback=error
+        )
+    return attempt
+
+
 def change_log(pk: int) -> list[str]:
     entries = LogEntry.objects.filter(object_id=str(pk), action_flag=CHANGE).order_by("pk")
     return [entry.change_message for entry in entries]
@@ -63,8 +110,107 @@ class TestChangelist:
         response = admin_client_as_superuser.get(TASKS_URL)
         assert listed(response) == [row.pk]
         html = response.content.decode()
-        for text in ("tests.tasksapp.tasks.echo", "other", "worker-7", "RUNNING", ">7<"):
+        path = "tests.<wbr>t.<wbr>tasks.<wbr>echo"
+        for text in (path, "other", "priority 7", "worker-7", "RUNNING"):
             assert text in html
+        assert 'title="tests.tasksapp.tasks.echo"' in html
+
+    def test_heading_says_view_also_to_users_who_may_apply_actions(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        enqueue()
+        html = admin_client_as_superuser.get(TASKS_URL).content.decode()
+        assert "Select task to view" in html
+        assert "to change" not in html
+
+    def test_statuses_are_coloured_badges(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        succeed_once(backend.store)
+        fail_once(backend.store)
+        enqueue()
+        claim_all(backend.store, "w1")
+        enqueue()
+        html = admin_client_as_superuser.get(TASKS_URL).content.decode()
+        for status in (READY, RUNNING, SUCCESSFUL, FAILED):
+            assert f'class="conveyor-badge conveyor-badge--{status.lower()}">{status}<' in html
+        assert "conveyor/admin.css" in html  # where the colours are
+
+    def test_times_are_shown_to_the_second(self, admin_client_as_superuser: Client) -> None:
+        row = enqueue(
+            enqueued_at=datetime(2026, 11, 20, 8, 5, 9, tzinfo=UTC),
+            status=SUCCESSFUL,
+            finished_at=datetime(2026, 11, 20, 8, 5, 41, tzinfo=UTC),
+        )
+        response = admin_client_as_superuser.get(TASKS_URL)
+        enqueued = column(response, "enqueued")[row.pk]
+        assert re.sub(r"<[^>]+>", "", enqueued) == "2026-11-20 08:05:09"
+        assert 'datetime="2026-11-20T08:05:09+00:00"' in enqueued
+        assert "08:05:41" in column(response, "finished")[row.pk]
+
+    def test_due_says_when_a_ready_task_may_run_and_why_it_waits(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        done = succeed_once(backend.store)
+        due = enqueue()
+        deferred = enqueue(available_after=later(hours=2))
+        retrying = enqueue(attempt_count=1, available_after=later(seconds=30))
+        retry_due = enqueue(attempt_count=1)
+        shown = column(admin_client_as_superuser.get(TASKS_URL), "due")
+        text = {pk: re.sub(r"<[^>]+>", "", html) for pk, html in shown.items()}
+        assert text[due.pk] == "now"
+        assert re.fullmatch(r"in (1 h 59 min|2 h) deferred", text[deferred.pk])
+        assert re.fullmatch(r"in (29|30) s retrying", text[retrying.pk])
+        assert text[retry_due.pk] == "now retrying"
+        assert text[done.pk] == "-"
+        # The exact time is in the tooltip.
+        assert re.search(r'title="\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"', shown[deferred.pk])
+
+    def test_last_error_is_a_line_of_the_latest_attempts_error(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        recovered = enqueue()
+        record_attempt(recovered, seconds=1, error="Traceback ...\nRuntimeError: first try\n")
+        record_attempt(recovered, seconds=1)
+        retrying = enqueue(attempt_count=2)
+        record_attempt(retrying, seconds=1, error="Traceback ...\nRuntimeError: first try\n")
+        record_attempt(retrying, seconds=1, error="Traceback ...\nRuntimeError: second try\n")
+        shown = column(admin_client_as_superuser.get(TASKS_URL), "last_error")
+        assert shown[failed.pk] == (
+            '<span class="conveyor-excerpt" title="ValueError: boom">ValueError: boom</span>'
+        )
+        assert "second try" in shown[retrying.pk]
+        assert "first try" not in shown[retrying.pk]
+        assert shown[recovered.pk] == "-"  # its latest attempt succeeded
+
+    def test_attempts_are_those_made_the_running_one_included(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue(queue_name="low_priority")
+        finish_failed(backend.store, claim_all(backend.store, "w1"))
+        claim_due(backend.store, "w2")
+        never = enqueue()
+        attempts = column(admin_client_as_superuser.get(TASKS_URL), "attempts")
+        assert attempts == {row.pk: "2", never.pk: "0"}
+
+    def test_reads_the_attempts_of_a_page_in_two_queries_whatever_its_size(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        def attempt_queries() -> list[str]:
+            with CaptureQueriesContext(connection) as captured:
+                assert admin_client_as_superuser.get(TASKS_URL).status_code == 200
+            tables = ("conveyor_attempt", "conveyor_error")
+            return [q["sql"] for q in captured if any(t in q["sql"] for t in tables)]
+
+        fail_once(backend.store)
+        few = attempt_queries()
+        for _ in range(10):
+            fail_once(backend.store)
+        many = attempt_queries()
+        assert len(few) == len(many) == 2
+        # Neither the capped count nor the page's own query reads attempts.
+        assert not [sql for sql in many if "COUNT(*)" in sql.upper() and "LIMIT" in sql.upper()]
 
     def test_filters_by_status_queue_and_backend(self, admin_client_as_superuser: Client) -> None:
         ready = enqueue()
@@ -131,16 +277,16 @@ class TestChangelist:
         assert "RUNNING" not in bounds[0]
 
     def test_sorts_only_by_indexed_columns(self, admin_client_as_superuser: Client) -> None:
-        early = enqueue(status=SUCCESSFUL, finished_at=ago(hours=2), started_at=later(hours=1))
-        late = enqueue(status=SUCCESSFUL, finished_at=ago(hours=1), started_at=ago(hours=3))
+        early = enqueue(status=SUCCESSFUL, finished_at=ago(hours=2), queue_name="default")
+        late = enqueue(status=SUCCESSFUL, finished_at=ago(hours=1), queue_name="other")
         client = admin_client_as_superuser
         columns = client.get(TASKS_URL).context["cl"].list_display
-        finished, started = columns.index("finished_at"), columns.index("started_at")
+        finished, queue = columns.index("finished"), columns.index("queue")
         assert listed(client.get(TASKS_URL, {"o": f"{finished}"})) == [early.pk, late.pk]
         assert listed(client.get(TASKS_URL, {"o": f"-{finished}"})) == [late.pk, early.pk]
-        # started_at has no index: the request is ignored and the default order applies.
-        assert listed(client.get(TASKS_URL, {"o": f"{started}"})) == [late.pk, early.pk]
-        assert listed(client.get(TASKS_URL, {"o": f"-{started}"})) == [late.pk, early.pk]
+        # queue_name leads no index alone: the request is ignored, the default order applies.
+        assert listed(client.get(TASKS_URL, {"o": f"{queue}"})) == [late.pk, early.pk]
+        assert listed(client.get(TASKS_URL, {"o": f"-{queue}"})) == [late.pk, early.pk]
 
     def test_never_counts_the_whole_table_and_reads_no_row_twice(
         self, admin_client_as_superuser: Client
@@ -201,7 +347,7 @@ class TestDetail:
         assert "worker-two" in html
         assert "builtins.ValueError" in html
         assert "ValueError: boom" in html  # the full traceback
-        assert html.count("field-stopped_at") >= 2
+        assert html.count("field-stopped") == 2  # one row per attempt
 
     def test_is_read_only(self, admin_client_as_superuser: Client) -> None:
         row = enqueue()
@@ -212,6 +358,88 @@ class TestDetail:
         assert response.status_code == 403
         assert TaskRecord.objects.get(pk=row.pk).priority == 0
         assert admin_client_as_superuser.get(f"{TASKS_URL}add/").status_code == 403
+
+    def test_numbers_attempts_within_the_task(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        first = enqueue(queue_name="low_priority")
+        second = enqueue(queue_name="low_priority")
+        # Their attempts alternate, so the global ids of each task's attempts have gaps.
+        for _ in range(2):
+            finish_failed(backend.store, claim_all(backend.store, "w1"))
+        html = detail(admin_client_as_superuser, second.pk)
+        assert attempt_numbers(html) == ["1", "2"]
+        assert "attempt #" not in html
+        assert attempt_numbers(detail(admin_client_as_superuser, first.pk)) == ["1", "2"]
+        assert attempt_numbers(detail(admin_client_as_superuser, enqueue().pk)) == []
+
+    def test_durations_are_humanised(self, admin_client_as_superuser: Client) -> None:
+        row = enqueue()
+        for seconds in (0.007, 2.3, 65):
+            record_attempt(row, seconds=seconds)
+        html = detail(admin_client_as_superuser, row.pk)
+        durations = re.findall(r'<td class="field-duration">(.*?)</td>', html)
+        assert durations == ["7 ms", "2.3 s", "1 min 5 s"]
+        assert "0:00:" not in html
+
+    def test_shows_times_to_the_second(self, admin_client_as_superuser: Client) -> None:
+        row = enqueue(enqueued_at=datetime(2026, 11, 20, 8, 5, 9, tzinfo=UTC))
+        enqueued = readonly(detail(admin_client_as_superuser, row.pk), "enqueued")
+        assert re.sub(r"<[^>]+>", "", enqueued) == "2026-11-20 08:05:09"
+
+    def test_a_failed_tasks_error_comes_first_and_its_traceback_wraps(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        failed = fail_once(backend.store)
+        html = detail(admin_client_as_superuser, failed.pk)
+        failure = html.index('class="module conveyor-failure"')
+        assert failure < html.index("field-task_path") < html.index("conveyor-attempts")
+        panel = html[failure : html.index("</section>", failure)]
+        assert "Error of attempt 1" in panel
+        assert "builtins.ValueError" in panel
+        assert "on worker w1" in panel
+        assert '<pre class="conveyor-traceback">Traceback (most recent call last):' in panel
+        css = (ROOT / "src/conveyor/static/conveyor/admin.css").read_text()
+        assert re.search(r"pre\.conveyor-traceback \{[^}]*white-space: pre-wrap;", css)
+
+    def test_a_task_that_did_not_fail_has_no_error_panel(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        done = succeed_once(backend.store)
+        assert "conveyor-failure" not in detail(admin_client_as_superuser, done.pk)
+
+    def test_tells_attempts_made_from_the_attempt_budget_used(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        client = admin_client_as_superuser
+        cancelled = enqueue()
+        act(client, "cancel", [cancelled.pk])
+        html = detail(client, cancelled.pk)
+        assert readonly(html, "attempts_made") == "1"  # the cancellation is an attempt
+        assert readonly(html, "attempt_budget") == "0 of 1"
+        assert "Attempts made:" in html
+        assert "Attempt budget used:" in html
+
+        failed = enqueue(queue_name="low_priority")
+        for _ in range(3):
+            finish_failed(backend.store, claim_due(backend.store, "w1"))
+        act(client, "retry", [failed.pk])
+        claim_due(backend.store, "w2")
+        html = detail(client, failed.pk)
+        assert readonly(html, "attempts_made") == "4"  # three ended, one running
+        assert readonly(html, "attempt_budget") == "1 of 3"  # renewed by the retry
+        result = backend.get_result(str(failed.pk))
+        assert result.attempts == 4
+
+    def test_the_budget_of_a_task_of_an_unknown_backend_says_so(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        row = enqueue(backend_name="other_backend")
+        budget = readonly(detail(admin_client_as_superuser, row.pk), "attempt_budget")
+        assert budget == (
+            "0 (max_attempts unknown: backend &#x27;other_backend&#x27; is not a conveyor "
+            "backend in TASKS)"
+        )
 
 
 class TestActions:
@@ -237,8 +465,7 @@ class TestActions:
         response = act(admin_client_as_superuser, "retry", [ready.pk, done.pk, failed.pk])
         assert messages_of(response) == [
             f"Retried task #{failed.pk}.",
-            f"Refused 2 tasks (#{done.pk}, #{ready.pk}): only FAILED tasks can be retried. "
-            "Nothing was changed.",
+            f"Refused 2 tasks (#{done.pk}, #{ready.pk}): only FAILED tasks can be retried.",
         ]
         assert TaskRecord.objects.get(pk=ready.pk).status == READY
         assert TaskRecord.objects.get(pk=done.pk).status == SUCCESSFUL
@@ -250,8 +477,7 @@ class TestActions:
         response = act(admin_client_as_superuser, "run_now", [deferred.pk, due.pk])
         assert messages_of(response) == [
             f"Made available now: task #{deferred.pk}.",
-            f"Refused task #{due.pk}: only READY tasks that are not due yet can be run now. "
-            "Nothing was changed.",
+            f"Refused task #{due.pk}: only READY tasks that are not due yet can be run now.",
         ]
         assert TaskRecord.objects.filter(pk=deferred.pk, available_after__lte=Now()).exists()
         assert change_log(deferred.pk) == ["Run now: available at once instead of later"]
@@ -266,7 +492,7 @@ class TestActions:
         response = act(admin_client_as_superuser, "cancel", [running.pk, other.pk])
         assert messages_of(response) == [
             f"Cancelled task #{other.pk}.",
-            f"Refused task #{running.pk}: only READY tasks can be cancelled. Nothing was changed.",
+            f"Refused task #{running.pk}: only READY tasks can be cancelled.",
         ]
         assert TaskRecord.objects.get(pk=running.pk).status == RUNNING
         result = backend.get_result(str(other.pk))
@@ -289,6 +515,37 @@ class TestActions:
         assert messages_of(response) == [f"Retried task #{failed.pk}."]
         assert TaskRecord.objects.get(pk=failed.pk).status == READY
         assert change_log(failed.pk) == ["Retried: FAILED -> READY now, attempt budget renewed"]
+
+    def test_the_task_page_offers_the_actions_that_apply_to_its_state(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        client = admin_client_as_superuser
+        done = succeed_once(backend.store)
+        failed = fail_once(backend.store)
+        running = enqueue()
+        claim_all(backend.store, "w1")
+        due = enqueue()
+        deferred = enqueue(available_after=later(hours=1))
+        assert buttons(detail(client, failed.pk)) == ["retry"]
+        assert buttons(detail(client, due.pk)) == ["cancel"]
+        assert buttons(detail(client, deferred.pk)) == ["run_now", "cancel"]
+        assert buttons(detail(client, running.pk)) == []
+        assert buttons(detail(client, done.pk)) == []
+        html = detail(client, deferred.pk)
+        assert ">Run now</button>" in html
+        assert re.search(r">in (59 min \d+ s|1 h)</span>.*deferred", readonly(html, "due"))
+        assert 'title="Cancel (ready tasks; they end failed)">Cancel</button>' in html
+
+    def test_a_stale_button_is_refused_with_a_reason(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue()
+        claim_all(backend.store, "w1")  # claimed after the page offered Cancel
+        response = act_on_detail(admin_client_as_superuser, "cancel", row.pk)
+        assert messages_of(response) == [
+            f"Refused task #{row.pk}: only READY tasks can be cancelled. Nothing was changed."
+        ]
+        assert TaskRecord.objects.get(pk=row.pk).status == RUNNING
 
     def test_delete_asks_then_deletes_and_logs(
         self, admin_client_as_superuser: Client, backend: DatabaseBackend
@@ -385,6 +642,21 @@ class TestWorkers:
         self.register("stale", seconds_ago=45, queues=[])
         alive = admin_client_as_superuser.get(WORKERS_URL, {"alive": "yes"})
         assert [w.worker_id for w in alive.context["cl"].result_list] == ["stale"]
+
+    def test_shows_how_long_ago_a_worker_was_heard_from_and_whether_it_is_alive_first(
+        self, admin_client_as_superuser: Client
+    ) -> None:
+        long_id = "worker-7f9c2b1d4e-prod-eu-west-1.internal.example.com-48213-Zq8LmP2x"
+        self.register(long_id, seconds_ago=45, queues=[])
+        html = admin_client_as_superuser.get(WORKERS_URL).content.decode()
+        age = re.search(r'<td class="field-heartbeat_age"><span title="([^"]+)">(.*?)<', html)
+        assert age, html
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", age[1])
+        assert re.fullmatch(r"4[5-7] s ago", age[2])
+        assert "0:00:" not in html
+        headers = re.findall(r'<th scope="col" class="[^"]*column-(\w+)', html)
+        assert headers[:3] == ["worker", "alive", "heartbeat_age"]
+        assert f'title="{long_id}">worker-7…q8LmP2x<' in html
 
     def test_is_read_only_and_visible_to_viewers(self, viewer_client: Client) -> None:
         self.register("fresh", seconds_ago=1, queues=[])

@@ -55,9 +55,9 @@ def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Ope
     if changed:
         messages.success(request, f"{operation.done} {describe(changed)}.")
     if refused:
-        messages.warning(
-            request, f"Refused {describe(refused)}: {operation.refusal}. Nothing was changed."
-        )
+        # "Nothing was changed" only when it is true of the whole selection.
+        unchanged = "" if changed else " Nothing was changed."
+        messages.warning(request, f"Refused {describe(refused)}: {operation.refusal}.{unchanged}")
 
 
 def delete_tasks(queryset: QuerySet[TaskRecord]) -> None:

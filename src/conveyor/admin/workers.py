@@ -10,7 +10,10 @@ from django.db.models import BooleanField, Case, DurationField, F, QuerySet, Whe
 from django.db.models.expressions import CombinedExpression
 from django.db.models.functions import Now
 from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from conveyor.admin import display
 from conveyor.admin.listing import BackendFilter
 from conveyor.backends import conveyor_backends
 from conveyor.conf import DEFAULT_WORKER_TIMEOUT
@@ -53,34 +56,52 @@ class AliveFilter(admin.SimpleListFilter):
 class WorkerRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Workers as they announce themselves; read-only (workers keep their own rows)."""
 
+    # Whether a worker is alive comes first: the one column that must never scroll away.
     list_display = (
-        "worker_id",
-        "backend_name",
+        "worker",
+        "alive",
+        "heartbeat_age",
+        "backend",
         "host",
         "pid",
         "served_queues",
-        "started_at",
-        "last_heartbeat_at",
-        "heartbeat_age",
-        "alive",
+        "started",
     )
+    list_display_links = ("worker",)
     list_filter = (AliveFilter, BackendFilter)
     search_fields = ("worker_id", "host")
     ordering = ("started_at",)
+
+    class Media:
+        css = {"all": ("conveyor/admin.css",)}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerRecord]:
         age = CombinedExpression(Now(), "-", F("last_heartbeat_at"), output_field=DurationField())
         workers: QuerySet[WorkerRecord] = super().get_queryset(request)
         return workers.annotate(alive=alive_expression(), age=age)
 
+    @admin.display(description="worker id", ordering="worker_id")
+    def worker(self, worker: WorkerRecord) -> SafeString | str:
+        return display.with_tooltip(worker.worker_id, display.WORKER_ID_SHOWN)
+
+    @admin.display(description="backend", ordering="backend_name")
+    def backend(self, worker: WorkerRecord) -> str:
+        return worker.backend_name
+
     @admin.display(description="queues")
     def served_queues(self, worker: WorkerRecord) -> str:
         return ", ".join(worker.queues) if worker.queues else "all"
 
-    @admin.display(description="since last heartbeat", ordering="-last_heartbeat_at")
-    def heartbeat_age(self, worker: WorkerRecord) -> timedelta:
+    @admin.display(description="last heartbeat", ordering="-last_heartbeat_at")
+    def heartbeat_age(self, worker: WorkerRecord) -> SafeString:
+        """How long ago, on the database clock; the time itself in the tooltip."""
         age: timedelta = worker.age  # type: ignore[attr-defined]
-        return max(age, timedelta(0))
+        exact = display.exact(worker.last_heartbeat_at)
+        return format_html('<span title="{}">{}</span>', exact, display.ago(age))
+
+    @admin.display(description="started at", ordering="started_at")
+    def started(self, worker: WorkerRecord) -> SafeString | str:
+        return display.time(worker.started_at)
 
     @admin.display(description="alive", boolean=True, ordering="alive")
     def alive(self, worker: WorkerRecord) -> bool:
