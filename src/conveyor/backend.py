@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from functools import cached_property
-from typing import Any, cast
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.core import checks
@@ -17,10 +18,15 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 
+from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
 from conveyor.conf import BackendOptions, parse_options
-from conveyor.models import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
-from conveyor.store import Engine, NewTask, store_for
+
+# Django imports a backend's module when it reads TASKS, which may be before the app
+# registry is ready (and, when 'conveyor' is missing from INSTALLED_APPS, without it):
+# models and the store are imported where they are used, so that check() can say so.
+if TYPE_CHECKING:
+    from conveyor.store import Engine, NewTask
 
 MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
 
@@ -50,6 +56,16 @@ class DatabaseBackend(BaseTaskBackend):
 
     @cached_property
     def store(self) -> Engine:
+        from django.apps import apps
+
+        if not apps.is_installed("conveyor"):
+            raise ImproperlyConfigured(
+                f"TASKS[{self.alias!r}] uses conveyor.backend.DatabaseBackend, "
+                "but 'conveyor' is not in INSTALLED_APPS."
+            )
+        from conveyor.models import TaskRecord
+        from conveyor.store import store_for
+
         return store_for(
             backend_name=self.alias,
             options=self.config,
@@ -58,6 +74,11 @@ class DatabaseBackend(BaseTaskBackend):
 
     def validate_task(self, task: AnyTask) -> None:
         """Check that this backend can run the task; raise InvalidTask if not."""
+        if self.queues and task.queue_name not in self.queues:
+            raise InvalidTask(
+                f"Queue {task.queue_name!r} is not in TASKS[{self.alias!r}]['QUEUES'] "
+                f"({', '.join(sorted(self.queues))})."
+            )
         super().validate_task(task)
         if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH:
             raise InvalidTask(
@@ -79,7 +100,11 @@ class DatabaseBackend(BaseTaskBackend):
         return self.new_task(task, args, kwargs)
 
     def new_task(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewTask:
-        """The row of a validated task; raise TypeError if the arguments are not JSON."""
+        """The row of a validated task; raise TypeError if the arguments do not fit the
+        function's signature or are not JSON."""
+        from conveyor.store.values import NewTask
+
+        check_arguments(task, args, kwargs)
         arguments, arguments_json = json_arguments(args, kwargs)
         return NewTask(
             task_path=task.module_path,
@@ -100,6 +125,8 @@ class DatabaseBackend(BaseTaskBackend):
 
     def get_result(self, result_id: str) -> AnyResult:
         """Retrieve a task result by id; raise TaskResultDoesNotExist if there is none."""
+        from conveyor.models import TaskRecord
+
         pk = parse_result_id(result_id)
         try:
             record, attempts = self.store.task(pk)
@@ -130,6 +157,29 @@ class DatabaseBackend(BaseTaskBackend):
                 id="conveyor.E001",
             )
         ]
+
+
+def check_arguments(task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Raise TypeError when the task's function could not be called with these arguments, as
+    the call on the worker would, naming the task: a wrong call is refused before it is
+    stored, not failed on a worker later."""
+    signature, shown = signature_of(task.func)
+    context = (None,) if task.takes_context else ()
+    try:
+        signature.bind(*context, *args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{task.module_path}{shown}: {exc}") from None
+
+
+@lru_cache(maxsize=1024)
+def signature_of(func: Callable[..., Any]) -> tuple[inspect.Signature, str]:
+    """A function's signature, and its parameters as an error shows them (no annotations)."""
+    signature = inspect.signature(func)
+    bare = signature.replace(
+        parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+        return_annotation=signature.empty,
+    )
+    return signature, str(bare)
 
 
 def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

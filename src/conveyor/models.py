@@ -6,9 +6,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.tasks import TaskResultStatus
 
-QUEUE_NAME_MAX_LENGTH = 64
-BACKEND_NAME_MAX_LENGTH = 32
-WORKER_ID_MAX_LENGTH = 128
+from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, WORKER_ID_MAX_LENGTH
 
 
 class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):

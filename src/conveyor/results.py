@@ -6,14 +6,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.tasks import Task, TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 from django.utils.module_loading import import_string
 
-from conveyor.models import Attempt, TaskRecord
-from conveyor.store.values import NewTask
+if TYPE_CHECKING:  # the backend imports this module before the app registry is ready
+    from conveyor.models import Attempt, TaskRecord
+    from conveyor.store.values import NewTask
 
 type AnyTask = Task[..., Any]
 type AnyResult = TaskResult[..., Any]

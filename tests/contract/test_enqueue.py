@@ -16,7 +16,7 @@ from django.utils import timezone
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
 from conveyor.models import TaskRecord
-from tests.tasksapp.tasks import add, async_add, echo, low, noop
+from tests.tasksapp.tasks import add, async_add, echo, low, noop, record
 
 pytestmark = pytest.mark.django_db
 
@@ -101,10 +101,47 @@ def test_arguments_that_are_not_json_raise_type_error_and_store_nothing(
     assert not TaskRecord.objects.exists()
 
 
-def test_unknown_queue_is_invalid() -> None:
-    with pytest.raises(InvalidTask, match="Queue 'nowhere' is not valid"):
+def test_unknown_queue_is_invalid_and_the_error_lists_the_queues() -> None:
+    with pytest.raises(InvalidTask) as caught:
         add.using(queue_name="nowhere")
+    assert str(caught.value) == (
+        "Queue 'nowhere' is not in TASKS['default']['QUEUES'] (default, low_priority, other)."
+    )
     assert not TaskRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: add.enqueue(1),  # type: ignore[call-arg]
+            "tests.tasksapp.tasks.add(a, b): missing a required argument: 'b'",
+        ),
+        (lambda: add.enqueue(1, 2, 3), "too many positional arguments"),  # type: ignore[call-arg]
+        (
+            lambda: add.enqueue(1, 2, c=2),  # type: ignore[call-arg]
+            "got an unexpected keyword argument 'c'",
+        ),
+        (
+            lambda: record.enqueue("a", 2, 3, 4),  # type: ignore[call-arg]
+            "tests.tasksapp.tasks.record(context, label='', sleep=0.0): too many positional",
+        ),
+        (lambda: enqueue_many(add, [((1, 2), {}), ((1,), {})]), "enqueue_many item 1: "),
+    ],
+)
+def test_arguments_that_do_not_fit_the_function_raise_type_error_and_store_nothing(
+    call: Any, message: str
+) -> None:
+    with pytest.raises(TypeError) as caught:
+        call()
+    assert message in str(caught.value)
+    assert not TaskRecord.objects.exists()
+
+
+def test_a_task_that_takes_context_is_called_with_its_own_arguments() -> None:
+    result = record.enqueue("label", sleep=0)
+    assert result.kwargs == {"sleep": 0}
+    assert TaskRecord.objects.filter(pk=result.id).exists()
 
 
 def test_naive_run_after_is_invalid_with_use_tz() -> None:

@@ -139,11 +139,23 @@ def test_retries_see_the_attempt_number_and_succeed(start_worker: Any) -> None:
 
 def test_retries_stop_at_max_attempts(start_worker: Any) -> None:
     result = fail_until.enqueue(succeed_on=10)
-    run_oneshot(start_worker, options={"max_attempts": 2, "backoff_factor": 0})
+    worker = run_oneshot(start_worker, options={"max_attempts": 2, "backoff_factor": 0})
     result.refresh()
     assert result.status == TaskResultStatus.FAILED
     assert result.attempts == 2
     assert len(result.errors) == 2
+    # Every failed attempt is in the worker's log with its message; the last with its
+    # traceback.
+    log = worker.log()
+    assert (
+        f"Task id={result.id} path=tests.tasksapp.tasks.fail_until attempt=1 failed: "
+        "builtins.ValueError: attempt 1 fails; retry at "
+    ) in log
+    final = (
+        f"Task id={result.id} path=tests.tasksapp.tasks.fail_until failed after attempt=2: "
+        "builtins.ValueError: attempt 2 fails\nTraceback (most recent call last):"
+    )
+    assert final in log
 
 
 def test_backoff_delays_the_retry(start_worker: Any) -> None:

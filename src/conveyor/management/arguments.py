@@ -38,6 +38,6 @@ def non_negative(value: str, unit: str) -> float:
 
 def duration(value: str) -> timedelta:
     try:
-        return durations.parse(value)
+        return durations.parse(value, forms=durations.COMMAND_LINE_FORMS)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None

@@ -17,9 +17,10 @@ from typing import Any
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from conveyor.columns import WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import TaskCancelled
 from conveyor.failures import error_from_message
-from conveyor.models import WORKER_ID_MAX_LENGTH, Attempt, Error
+from conveyor.models import Attempt, Error
 from conveyor.store.core import EngineCore
 from conveyor.store.transitions import FAILED, READY, RUNNING
 from conveyor.store.values import Applied

@@ -15,6 +15,7 @@ from django.db import DatabaseError
 from conveyor.failures import first_line
 from conveyor.management.arguments import duration
 from conveyor.management.backends import database_backends
+from conveyor.readiness import NotMigrated, require_migrated
 from conveyor.status import BackendState, as_json, backend_state, human_duration, problems
 
 EXIT_HEALTHY = 0
@@ -80,9 +81,10 @@ class Command(BaseCommand):
                 for backend in backends
             ]
         except DatabaseError as exc:
+            reason = diagnose(exc, [backend.store.using for backend in backends])
             if not options["check"]:
-                raise CommandError(f"Cannot read the database: {first_line(exc)}") from exc
-            self.unhealthy(f"database unreachable: {first_line(exc)}")
+                raise CommandError(f"Cannot read the database: {reason}") from exc
+            self.unhealthy(reason)
         found = [line for state in states for line in problems(state, max_age=options["max_age"])]
         if options["json"]:
             document = {
@@ -106,6 +108,18 @@ class Command(BaseCommand):
         if echo:
             self.stderr.write(f"UNHEALTHY: {reason}")
         sys.exit(EXIT_UNHEALTHY)
+
+
+def diagnose(exc: DatabaseError, databases: list[str]) -> str:
+    """Why the state could not be read: tables not migrated yet, or the database itself."""
+    for using in dict.fromkeys(databases):
+        try:
+            require_migrated(using)
+        except NotMigrated as missing:
+            return str(missing)
+        except DatabaseError:
+            break
+    return f"database unreachable: {first_line(exc)}"
 
 
 def summary(states: list[BackendState]) -> str:

@@ -13,14 +13,15 @@ from types import FrameType
 from typing import Any
 
 from django.core.management import BaseCommand, CommandError
-from django.db import InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from conveyor.backoff import Backoff
+from conveyor.columns import WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import WorkerIdInUse
 from conveyor.failures import first_line
 from conveyor.management.arguments import milliseconds, positive_int, seconds
 from conveyor.management.backends import database_backend
-from conveyor.models import WORKER_ID_MAX_LENGTH
+from conveyor.readiness import NotMigrated, require_migrated
 from conveyor.store import QueueFilter
 from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
@@ -132,6 +133,7 @@ class Command(BaseCommand):
         identity = make_identity(worker_id(options["worker_id"]))
         configure_logging(options["verbosity"])
         check_when_reachable(self)
+        check_migrated(backend.store.using)
         worker = build_worker(backend.store, identity, settings)
         install_signal_handlers(worker)
         try:
@@ -182,6 +184,17 @@ def check_when_reachable(command: BaseCommand) -> None:
             failures += 1
         else:
             return
+
+
+def check_migrated(using: str) -> None:
+    """CommandError when conveyor's migrations are not applied; a database that fails again
+    meanwhile is left to the worker's outage handling."""
+    try:
+        require_migrated(using)
+    except NotMigrated as exc:
+        raise CommandError(str(exc)) from None
+    except DatabaseError:
+        return
 
 
 def worker_id(explicit: str | None) -> str | None:
