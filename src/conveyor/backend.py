@@ -21,6 +21,7 @@ from django.utils.json import normalize_json
 from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
+from conveyor.tasks import ConveyorTask
 
 # Django imports a backend's module when it reads TASKS, which may be before the app
 # registry is ready (and, when 'conveyor' is missing from INSTALLED_APPS, without it):
@@ -33,6 +34,9 @@ MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
 
 class DatabaseBackend(BaseTaskBackend):
     """Store tasks in the project's database, for `manage.py conveyor_worker` to run."""
+
+    # @task(...) passes conveyor's options (max_attempts, timeout, ...) to this class.
+    task_class = ConveyorTask
 
     # run_after is a column the claim compares with the database clock.
     supports_defer = True

@@ -26,5 +26,9 @@ class MalformedTask(ConveyorError):
     """The stored task cannot be run as it is stored."""
 
 
+class TaskOptionError(ConveyorError, ValueError):
+    """A conveyor option given to @task is not valid."""
+
+
 class WorkerIdInUse(ConveyorError):
     """Another live worker uses this worker id."""

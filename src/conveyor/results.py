@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # the backend imports this module before the app registry is 
 type AnyTask = Task[..., Any]
 type AnyResult = TaskResult[..., Any]
 
-_TASK_FIELDS = tuple(f.name for f in fields(Task))
 _STORED = object()
 
 
@@ -56,7 +55,7 @@ def rebuild_task(task: AnyTask, **changes: Any) -> AnyTask:
     if all(getattr(task, name) == value for name, value in changes.items()):
         return task
     copy = object.__new__(type(task))
-    for name in _TASK_FIELDS:
+    for name in (f.name for f in fields(task)):
         object.__setattr__(copy, name, changes.get(name, getattr(task, name)))
     return copy
 

@@ -71,7 +71,10 @@ def test_help_explains_the_command(manage: Any, command: str, phrases: list[str]
         (["conveyor_worker", "--id", ""], "--id must not be empty"),
         (["conveyor_worker", "--id", "x" * 129], "--id is 129 characters long; at most 128 fit"),
         (["conveyor_purge", "old"], "argument which: invalid choice: 'old'"),
-        (["conveyor_purge", "finished", "--before", "ages"], "cannot read 'ages' as a duration"),
+        (
+            ["conveyor_purge", "finished", "--before", "ages"],
+            "cannot read 'ages' as a duration (use seconds, '10 days', '3 hours' or 'P10D')",
+        ),
         (["conveyor_purge", "finished", "--limit", "-3"], "must be at least 1, got -3"),
     ],
 )

@@ -1,0 +1,70 @@
+"""conveyor's task class takes its options from Django's own @task decorator."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.tasks import task
+
+from conveyor.exceptions import TaskOptionError
+from conveyor.results import rebuild_task
+from conveyor.tasks import ConveyorTask, conveyor_options
+
+
+def never(exception: BaseException, task_result: Any) -> None:
+    return None
+
+
+# django-stubs do not know yet that @task passes extra options to the backend's task class.
+@task(max_attempts=5, timeout="30 seconds", backoff=never)  # type: ignore[call-overload, untyped-decorator]
+def configured(a: int) -> int:
+    return a
+
+
+def plain() -> None: ...
+
+
+def test_django_s_decorator_builds_a_conveyor_task_with_its_options() -> None:
+    assert isinstance(configured, ConveyorTask)
+    assert conveyor_options(configured) == {
+        "backoff": never,
+        "max_attempts": 5,
+        "timeout": timedelta(seconds=30),
+    }
+
+
+def test_options_survive_using_pickling_and_the_stored_copy() -> None:
+    changed = configured.using(priority=7)
+    assert (changed.priority, changed.max_attempts) == (7, 5)
+    assert pickle.loads(pickle.dumps(configured)).timeout == timedelta(seconds=30)
+    copy = rebuild_task(configured, queue_name="other")
+    assert (copy.queue_name, conveyor_options(copy)) == ("other", conveyor_options(configured))
+
+
+def test_a_backoff_may_be_a_dotted_path() -> None:
+    made = task(backoff="tests.unit.test_task_class.never")(plain)  # type: ignore[call-overload]
+    assert made.backoff is never
+
+
+def test_an_unknown_option_is_a_type_error_when_the_module_is_imported() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_atempts'"):
+        task(max_atempts=3)(plain)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_attempts": 0}, "option max_attempts of .*: must be an integer >= 1, got 0"),
+        ({"max_attempts": True}, "max_attempts .*: must be an integer >= 1, got True"),
+        ({"timeout": 0}, "option timeout of .*: must be longer than zero, got 0"),
+        ({"timeout": "soon"}, "option timeout of .*: cannot read 'soon' as a duration"),
+        ({"backoff": 3}, "option backoff of .*: must be a callable"),
+        ({"backoff": "no.such.thing"}, "option backoff of .*: cannot import 'no.such.thing'"),
+    ],
+)
+def test_a_bad_value_names_the_task_and_the_option(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(TaskOptionError, match=message):
+        task(**options)(plain)
