@@ -5,7 +5,8 @@ whichever system BENCH_SYSTEM names. Commands:
 
   enqueue   time N enqueues, one by one (each its own transaction) or in bulk
   latency   enqueue one stamp task at a time into an idle worker; report start latencies
-  history   copy the one finished task row (and its child rows) into N history rows
+  history   copy the one finished task row (and its child rows) into N history rows, and
+            enqueue M deferred tasks spread over every priority
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from typing import Any
 
 MONOTONIC = time.CLOCK_MONOTONIC
 HISTORY_CHUNK_ROWS = 100_000
+# Deferred tasks of the history case: due in a day, at priorities -100, -75, ..., 100, in a
+# queue of their own that the workers serve, so that a drain can tell its tasks from them.
+DEFERRED_PRIORITIES = range(-100, 101, 25)
+DEFERRED_QUEUE = "deferred"
 
 
 def setup() -> None:
@@ -218,8 +223,30 @@ def copy_columns(model: Any, template: Any, *, vendor: str, alias: str) -> tuple
     return ", ".join(columns), ", ".join(values)
 
 
-def history(rows: int) -> dict[str, Any]:
-    """Copy the one finished task (and its child rows) into `rows` finished history tasks."""
+def deferred(count: int) -> int:
+    """Enqueue `count` no-op tasks due in a day, spread over every priority the system takes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from benchmarks.tasks import noop
+
+    run_after = timezone.now() + timedelta(days=1)
+    backend = noop.get_backend()
+    priorities = list(DEFERRED_PRIORITIES) if backend.supports_priority else [0]
+    enqueue_many = bulk_enqueuer()
+    each, rest = divmod(count, len(priorities))
+    for index, priority in enumerate(priorities):
+        n = each + (1 if index < rest else 0)
+        if n:
+            task = noop.using(priority=priority, run_after=run_after, queue_name=DEFERRED_QUEUE)
+            enqueue_many(task, n)
+    return count
+
+
+def history(rows: int, deferred_count: int = 0) -> dict[str, Any]:
+    """Copy the one finished task (and its child rows) into `rows` finished history tasks;
+    then enqueue `deferred_count` deferred ones."""
     from django.db import connection
 
     model = task_model()
@@ -241,7 +268,13 @@ def history(rows: int) -> dict[str, Any]:
             last = min(first + HISTORY_CHUNK_ROWS - 1, rows)
             cursor.execute(sql, {"first": first, "last": last, "pk": db_pk(model, template)})
         children = copy_children(model, template, cursor)
-    return {"rows": rows, "children": children, "seconds": time.perf_counter() - started}
+    waiting = deferred(deferred_count)
+    return {
+        "rows": rows,
+        "children": children,
+        "deferred": waiting,
+        "seconds": time.perf_counter() - started,
+    }
 
 
 def db_pk(model: Any, row: Any) -> Any:
@@ -300,6 +333,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     lat.add_argument("--stamp-file", required=True)
     hist = commands.add_parser("history")
     hist.add_argument("--rows", type=int, required=True)
+    hist.add_argument("--deferred", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -319,7 +353,7 @@ def main(argv: list[str] | None = None) -> None:
             stamp_file=options.stamp_file,
         )
     else:
-        result = history(options.rows)
+        result = history(options.rows, options.deferred)
     print(json.dumps(result))
 
 

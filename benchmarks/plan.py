@@ -237,11 +237,13 @@ class Run:
                 harness.prepare_history,
                 system,
                 o.history_rows,
+                o.history_deferred,
             )
             if found:
                 ready.append(system)
                 say(
-                    f"{vendor} {system.name}: {o.history_rows:,} history rows in "
+                    f"{vendor} {system.name}: {o.history_rows:,} history rows and "
+                    f"{o.history_deferred:,} deferred tasks in "
                     f"{found['seconds']:.1f}s"
                 )
         n = f"{o.history_tasks:,} tasks"
@@ -256,7 +258,8 @@ class Run:
         entry = self.entry(
             vendor,
             "history",
-            f"drain, 1 process, {n}, on {rows} finished rows",
+            f"drain, 1 process, {n}, on {rows} finished rows and "
+            f"{o.history_deferred:,} deferred tasks",
             "tasks/s",
             higher_is_better=True,
         )

@@ -28,6 +28,7 @@ QUICK = {
     "repeats": 1,
     "peer_repeats": 1,
     "history_rows": 10_000,
+    "history_deferred": 1_000,
     "history_tasks": 200,
     "latency_samples": 5,
     "enqueue_count": 100,
@@ -39,6 +40,7 @@ FULL = {
     "repeats": 3,
     "peer_repeats": 1,
     "history_rows": 1_000_000,
+    "history_deferred": 100_000,
     "history_tasks": 2_000,
     "latency_samples": 50,
     "enqueue_count": 2_000,
@@ -100,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
         "few hundred tasks per second, and each of their drains takes half a minute)",
     )
     p.add_argument("--history-rows", type=positive, help="finished rows (default 1000000)")
+    p.add_argument(
+        "--history-deferred",
+        type=positive,
+        help="deferred tasks of every priority beside the history (default 100000)",
+    )
     p.add_argument("--history-tasks", type=positive, help="tasks drained on the history")
     p.add_argument("--latency-samples", type=positive, help="tasks of the latency run (50)")
     p.add_argument("--enqueue-count", type=positive, help="tasks enqueued one by one (2000)")

@@ -25,7 +25,8 @@ DATABASES = {
     )
 }
 
-TASKS = {"default": {"BACKEND": SYSTEM.backend}}
+# "deferred" holds the history case's tasks due in a day; drains wait for "default" only.
+TASKS = {"default": {"BACKEND": SYSTEM.backend, "QUEUES": ["default", "deferred"]}}
 
 LOGGING = {
     "version": 1,

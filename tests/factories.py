@@ -18,6 +18,9 @@ ALL_QUEUES = QueueFilter()
 def enqueue(task: Task[Any, Any] = add, *args: Any, **fields: Any) -> TaskRecord:
     """Enqueue through the backend, then set row fields directly (e.g. available_after)."""
     result: TaskResult[Any, Any] = task.enqueue(*(args or (1, 2)))
+    if "available_after" in fields and "waiting" not in fields:
+        # As the store keeps it: a READY row not due yet waits until the claim stages it.
+        fields["waiting"] = fields["available_after"] > timezone.now()
     if fields:
         TaskRecord.objects.filter(pk=result.id).update(**fields)
     return TaskRecord.objects.get(pk=result.id)

@@ -37,6 +37,9 @@ class TaskRecord(models.Model):
     run_after = models.DateTimeField(null=True, blank=True)
     # When the task may run next: enqueue time, run_after, or the end of a retry's back-off.
     available_after = models.DateTimeField(db_default=Now())
+    # READY but not due yet (deferred, or backing off): kept out of the claim's index range
+    # until it is due, when the claim stages it (see docs/internals.md, "The claim").
+    waiting = models.BooleanField(default=False, db_default=False)
     # Denormalised count of claimed attempts; also fences writes of a stale attempt.
     attempt_count = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(db_default=Now())
@@ -54,19 +57,24 @@ class TaskRecord(models.Model):
         verbose_name = "task"
         ordering = ("-id",)
         indexes = (
-            # The claim: READY rows in the whole claim order (id last, which breaks ties among
-            # rows inserted together), so the first due rows are read and nothing is sorted;
-            # status leads so finished history is never read.
+            # The claim: due READY rows in the whole claim order (id last, which breaks ties
+            # among rows inserted together), so the first rows are read and nothing is sorted;
+            # status and waiting lead, so neither history nor waiting rows are ever read.
             models.Index(
                 fields=[
                     "status",
-                    "available_after",
+                    "waiting",
                     "-priority",
+                    "available_after",
                     "attempt_count",
                     "enqueued_at",
                     "id",
                 ],
                 name="conveyor_task_claim",
+            ),
+            # Staging: the waiting rows that have become due, earliest first.
+            models.Index(
+                fields=["status", "waiting", "available_after"], name="conveyor_task_waiting"
             ),
             models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
             models.Index(fields=["finished_at"], name="conveyor_task_finished"),

@@ -14,8 +14,9 @@ from conveyor.models import TaskRecord
 from conveyor.store import QueueFilter
 from conveyor.store.mysql import PICK_SQL as MYSQL_PICK
 from conveyor.store.postgresql import CLAIM_SQL as POSTGRESQL_CLAIM
-from conveyor.store.postgresql import PLANNER_SQL, skip_planner_results
+from conveyor.store.postgresql import PLANNER_SQL, PLANNER_STATEMENTS, skip_results
 from conveyor.store.sqlite import CLAIM_SQL as SQLITE_CLAIM
+from tests.factories import later
 from tests.tasksapp.tasks import noop
 
 # ANALYZE TABLE commits on MariaDB: the test cannot live in a rolled-back transaction.
@@ -40,7 +41,7 @@ def claim_plan(backend: DatabaseBackend) -> str:
             queue_sql, queue_params = QUEUES.as_sql(column="(queue_name || '')")
             sql = POSTGRESQL_CLAIM.format(table=table, queues=queue_sql)
             cursor.execute(f"{PLANNER_SQL}EXPLAIN {sql}", [backend.alias, *queue_params, 10, "w"])
-            skip_planner_results(cursor)
+            skip_results(cursor, PLANNER_STATEMENTS)
         elif connection.vendor == "sqlite":
             queue_sql, queue_params = QUEUES.as_sql()
             sql = SQLITE_CLAIM.format(table=table, queues=queue_sql)
@@ -90,3 +91,25 @@ def test_the_claim_sorts_nothing_even_with_a_large_finished_history(
     assert "conveyor_task_claim" in plan, plan
     for sign_of_sorting in ("Sort", "filesort", "TEMP B-TREE"):
         assert sign_of_sorting not in plan, plan
+
+
+def test_the_claim_reads_only_due_rows_however_many_wait(backend: DatabaseBackend) -> None:
+    # Deferred tasks of every priority, many more than the due ones, as a backlog of retries
+    # and run_after tasks makes them.
+    for priority in range(-100, 101, 25):
+        enqueue_many(noop.using(priority=priority, run_after=later(hours=1)), [((), {})] * 300)
+    enqueue_many(noop, [((), {})] * 5)
+    analyze()
+    plan = claim_plan(backend)
+    for sign_of_sorting in ("Sort", "filesort", "TEMP B-TREE"):
+        assert sign_of_sorting not in plan, plan
+    # The index range is the due rows: status and waiting are both equalities of its prefix.
+    expected = {
+        "postgresql": "conveyor_task_claim on conveyor_task",
+        "sqlite": "USING INDEX conveyor_task_claim (status=? AND waiting=?)",
+        # key_len 43: status (VARCHAR(10) in utf8mb4, 42 bytes) and waiting (1)
+        "mysql": " conveyor_task_claim 43 ",
+    }[connection.vendor]
+    assert expected in plan, plan
+    if connection.vendor == "postgresql":
+        assert "Index Cond: (((status)::text = 'READY'::text) AND (waiting = false)" in plan, plan

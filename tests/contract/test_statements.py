@@ -43,11 +43,12 @@ def test_claim_and_finish_cost_the_same_for_one_task_or_fifty(
     outcomes = [Outcome(r, TaskResultStatus.SUCCESSFUL) for r in claimed]
     finish_statements = count(lambda: backend.store.finish(worker_id="w", outcomes=outcomes))
     expected = {  # round trips, BEGIN and COMMIT included
-        # one UPDATE ... RETURNING; one statement that fences, updates and inserts attempts
+        # one query string (staging, then UPDATE ... RETURNING); one statement that fences,
+        # updates and inserts attempts
         "postgresql": (1, 1),
-        # UPDATE ... RETURNING in an immediate transaction; fence, UPDATE, INSERT attempts
-        "sqlite": (3, 5),
-        # SELECT ... FOR UPDATE SKIP LOCKED and UPDATE; fence, UPDATE, INSERT attempts
-        "mysql": (4, 5),
+        # staging and UPDATE ... RETURNING in an immediate transaction; fence, UPDATE, INSERT
+        "sqlite": (4, 5),
+        # staging, SELECT ... FOR UPDATE SKIP LOCKED and UPDATE; fence, UPDATE, INSERT
+        "mysql": (5, 5),
     }[connection.vendor]
     assert (claim_statements, finish_statements) == expected

@@ -13,6 +13,7 @@ from django.tasks.base import TaskError
 from conveyor.backend import DatabaseBackend
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome, QueueFilter
+from tests.conftest import wait_until
 from tests.factories import ago, claim_all, enqueue, later
 from tests.tasksapp.tasks import add, fail, low
 
@@ -39,31 +40,50 @@ def test_claim_marks_rows_running_for_the_worker(backend: DatabaseBackend) -> No
     assert claim_all(backend.store, "worker-b") == []
 
 
-def test_claim_order_is_available_then_priority_then_attempts_then_age(
+def test_claim_order_is_priority_then_due_time_then_attempts_then_age(
     backend: DatabaseBackend,
 ) -> None:
     base = ago(minutes=10)
     rows = {
-        "late": enqueue(available_after=ago(minutes=1), priority=100),
+        "late_high": enqueue(available_after=ago(minutes=1), priority=100),
         "early_low": enqueue(available_after=base, priority=-5),
-        "early_high_retried": enqueue(available_after=base, priority=5, attempt_count=2),
-        "early_high_new_old": enqueue(
-            available_after=base, priority=5, enqueued_at=ago(minutes=30)
-        ),
-        "early_high_new_young": enqueue(
+        "early_mid_retried": enqueue(available_after=base, priority=5, attempt_count=2),
+        "early_mid_new_old": enqueue(available_after=base, priority=5, enqueued_at=ago(minutes=30)),
+        "early_mid_new_young": enqueue(
             available_after=base, priority=5, enqueued_at=ago(minutes=20)
         ),
-        "deferred": enqueue(available_after=later(minutes=5), priority=100),
+        "later_mid": enqueue(available_after=ago(minutes=5), priority=5),
+        "deferred_highest": enqueue(available_after=later(minutes=5), priority=100),
     }
     claimed = [r.pk for r in claim_all(backend.store)]
     expected = [
-        "early_high_new_old",
-        "early_high_new_young",
-        "early_high_retried",
+        "late_high",
+        "early_mid_new_old",
+        "early_mid_new_young",
+        "early_mid_retried",
+        "later_mid",
         "early_low",
-        "late",
     ]
     assert claimed == [rows[name].pk for name in expected]
+
+
+def test_a_higher_priority_runs_sooner_whatever_was_enqueued_first(
+    backend: DatabaseBackend,
+) -> None:
+    low, mid, high = (add.using(priority=p).enqueue(1, 1) for p in (-10, 0, 10))
+    claimed = [str(backend.store.claim(worker_id="w", queues=QueueFilter(), limit=1)[0].pk)]
+    claimed += [str(r.pk) for r in claim_all(backend.store)]
+    assert claimed == [high.id, mid.id, low.id]
+
+
+def test_a_deferred_task_is_claimed_once_due_in_priority_order(backend: DatabaseBackend) -> None:
+    deferred = add.using(priority=50, run_after=later(seconds=0.3)).enqueue(1, 1)
+    plain = add.enqueue(2, 2)
+    assert TaskRecord.objects.get(pk=deferred.id).waiting
+    assert [str(r.pk) for r in claim_all(backend.store)] == [plain.id]
+    due = wait_until(lambda: claim_all(backend.store), timeout=10, what="the deferred task")
+    assert [str(r.pk) for r in due] == [deferred.id]
+    assert not TaskRecord.objects.get(pk=deferred.id).waiting
 
 
 def test_claim_takes_at_most_limit_most_urgent(backend: DatabaseBackend) -> None:

@@ -48,6 +48,7 @@ class Actions(EngineCore):
                 "status": READY,
                 "attempt_count": 0,
                 "available_after": Now(),
+                "waiting": False,
                 "finished_at": None,
                 "return_value": None,
                 "worker_id": "",
@@ -59,7 +60,7 @@ class Actions(EngineCore):
         applied = self._apply(
             ids,
             expected=Q(status=READY, available_after__gt=Now()),
-            change=lambda now: {"available_after": Now()},
+            change=lambda now: {"available_after": Now(), "waiting": False},
         )
         return self._report("made available now", applied, wake=True)
 
@@ -69,7 +70,12 @@ class Actions(EngineCore):
         applied = self._apply(
             ids,
             expected=Q(status=READY),
-            change=lambda now: {"status": FAILED, "finished_at": now, "worker_id": ""},
+            change=lambda now: {
+                "status": FAILED,
+                "finished_at": now,
+                "worker_id": "",
+                "waiting": False,
+            },
             then=partial(self._record_cancellations, cancelled_by=cancelled_by),
         )
         return self._report("cancelled", applied, by=cancelled_by)

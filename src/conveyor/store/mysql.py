@@ -17,8 +17,9 @@ NOW = "CURRENT_TIMESTAMP(6)"
 # workers take disjoint batches without waiting. The clock comes along for the update.
 PICK_SQL = f"""
 SELECT task.*, {NOW} AS conveyor_now FROM {{table}} AS task
-WHERE status = 'READY' AND backend_name = %s AND available_after <= {NOW} {{queues}}
-ORDER BY available_after, priority DESC, attempt_count, enqueued_at, id
+WHERE status = 'READY' AND waiting = FALSE AND backend_name = %s
+    AND available_after <= {NOW} {{queues}}
+ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
 LIMIT %s
 FOR UPDATE SKIP LOCKED
 """
@@ -41,6 +42,7 @@ class MySQLEngine(PortableEngine):
         queue_sql, queue_params = queues.as_sql()
         table = self.table(TaskRecord)
         with self.write_transaction(), self.connection.cursor() as cursor:
+            cursor.execute(self.stage_statement(), [self.backend_name])
             cursor.execute(
                 PICK_SQL.format(table=table, queues=queue_sql),
                 [self.backend_name, *queue_params, limit],

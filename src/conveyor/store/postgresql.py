@@ -24,16 +24,15 @@ from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
 # a multi-statement query is one implicit transaction, which SET LOCAL lasts for, and which
 # ends with the statement. Anything else on the connection plans as configured.
 PLANNER_SQL = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
-PLANNER_STATEMENTS = 2
 
 # Claim: lock the most urgent due rows nobody else has locked, and mark them RUNNING, in one
 # statement. SKIP LOCKED lets concurrent workers take disjoint batches without waiting.
 CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM {table}
-    WHERE status = 'READY' AND backend_name = %s AND available_after <= STATEMENT_TIMESTAMP()
-        {queues}
-    ORDER BY available_after, priority DESC, attempt_count, enqueued_at, id
+    WHERE status = 'READY' AND NOT waiting AND backend_name = %s
+        AND available_after <= STATEMENT_TIMESTAMP() {queues}
+    ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 )
@@ -63,6 +62,7 @@ held AS (
         available_after = CASE WHEN outcome.status = 'READY'
             THEN STATEMENT_TIMESTAMP() + outcome.retry_in * INTERVAL '1 second'
             ELSE task.available_after END,
+        waiting = outcome.status = 'READY' AND outcome.retry_in > 0,
         worker_id = ''
     FROM outcome
     WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt
@@ -93,14 +93,17 @@ FINISH_ROW = (
 # PostgreSQL parses at once (a VALUES list of a thousand rows costs more to send and parse).
 INSERT_SQL = """
 INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, arguments,
-                    status, attempt_count, worker_id, run_after, available_after)
+                    status, attempt_count, worker_id, run_after, available_after, waiting)
 SELECT path, backend, queue, priority, takes_context, arguments, 'READY', 0, '', run_after,
-       COALESCE(run_after, STATEMENT_TIMESTAMP())
+       COALESCE(run_after, STATEMENT_TIMESTAMP()),
+       COALESCE(run_after > STATEMENT_TIMESTAMP(), FALSE)
 FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::smallint[], %s::boolean[],
             %s::jsonb[], %s::timestamptz[])
     AS new (path, backend, queue, priority, takes_context, arguments, run_after)
 RETURNING id, enqueued_at, available_after
 """
+
+PLANNER_STATEMENTS = PLANNER_SQL.count(";")
 
 # SQLSTATEs of lock conflicts: serialization_failure, deadlock_detected, lock_not_available.
 TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
@@ -115,10 +118,13 @@ class PostgreSQLEngine(PortableEngine):
         # An expression, not the column: the filter must not tempt the planner away from the
         # claim index towards conveyor_task_queue and a sort (see PLANNER_SQL).
         queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
-        sql = PLANNER_SQL + CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
+        # One round trip: planner settings, staging, then the claim (see PLANNER_SQL).
+        claim = CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
+        sql = f"{PLANNER_SQL}{self.stage_statement()}; {claim}"
+        params: list[Any] = [self.backend_name, self.backend_name, *queue_params, limit, worker_id]
         with self.connection.cursor() as cursor:
-            cursor.execute(sql, [self.backend_name, *queue_params, limit, worker_id])
-            skip_planner_results(cursor)
+            cursor.execute(sql, params)
+            skip_results(cursor, PLANNER_STATEMENTS + 1)
             return self.rows.records(cursor)
 
     def insert_batch(self, tasks: Sequence[NewTask]) -> None:
@@ -159,7 +165,7 @@ class PostgreSQLEngine(PortableEngine):
         )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
-            skip_planner_results(cursor)
+            skip_results(cursor, PLANNER_STATEMENTS)
             held = {pk: (available_after, now) for pk, available_after, now in cursor.fetchall()}
         written = []
         for outcome, holder, status in decided:
@@ -185,7 +191,8 @@ class PostgreSQLEngine(PortableEngine):
         return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
-def skip_planner_results(cursor: CursorWrapper) -> None:
-    """Move past the results of PLANNER_SQL's statements to the one that returns rows."""
-    for _ in range(PLANNER_STATEMENTS):
+def skip_results(cursor: CursorWrapper, statements: int) -> None:
+    """Move past the results of the first statements of a query string to the one that
+    returns rows."""
+    for _ in range(statements):
         cursor.nextset()

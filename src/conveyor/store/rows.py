@@ -53,8 +53,8 @@ class RowReader:
     ) -> tuple[list[TaskRecord], list[tuple[Any, ...]]]:
         """Rows of conveyor_task as TaskRecords, and per row the values of any further
         columns (not conveyor_task's) that the statement selected after them."""
-        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
         names = [column[0] for column in cursor.description]
+        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
         fields = [by_column[name] for name in names if name in by_column]
         connection = self.connection
         compiler = connection.ops.compiler("SQLCompiler")(
@@ -66,6 +66,12 @@ class RowReader:
         task_rows: Iterable[Sequence[Any]] = [row[:width] for row in rows]
         if converters:
             task_rows = compiler.apply_converters(task_rows, converters)
-        attnames = [f.attname for f in fields]
-        records = [TaskRecord.from_db(self.using, attnames, list(row)) for row in task_rows]
+        # Model.from_db takes values in the model's field order, which need not be the table's
+        # column order (a column added by a migration comes last in the table).
+        position = {f.attname: i for i, f in enumerate(fields)}
+        attnames = [f.attname for f in TaskRecord._meta.concrete_fields if f.attname in position]
+        order = [position[name] for name in attnames]
+        records = [
+            TaskRecord.from_db(self.using, attnames, [row[i] for i in order]) for row in task_rows
+        ]
         return records, [tuple(row[width:]) for row in rows]

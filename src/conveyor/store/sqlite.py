@@ -24,8 +24,9 @@ SET status = 'RUNNING', worker_id = %s, attempt_count = attempt_count + 1,
     started_at = COALESCE(started_at, {NOW}), last_attempted_at = {NOW}
 WHERE id IN (
     SELECT id FROM {{table}}
-    WHERE status = 'READY' AND backend_name = %s AND available_after <= {NOW} {{queues}}
-    ORDER BY available_after, priority DESC, attempt_count, enqueued_at, id
+    WHERE status = 'READY' AND waiting = FALSE AND backend_name = %s
+        AND available_after <= {NOW} {{queues}}
+    ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
     LIMIT %s
 )
 RETURNING *
@@ -69,6 +70,7 @@ class SQLiteEngine(PortableEngine):
         queue_sql, queue_params = queues.as_sql()
         sql = CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
         with self.write_transaction(), self.connection.cursor() as cursor:
+            cursor.execute(self.stage_statement(), [self.backend_name])
             cursor.execute(sql, [worker_id, self.backend_name, *queue_params, limit])
             return self.rows.records(cursor)
 

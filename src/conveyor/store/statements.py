@@ -16,9 +16,10 @@ FINAL_SQL = (
     "UPDATE {task} SET status = %s, finished_at = %s, return_value = %s, worker_id = '' "
     "WHERE id IN ({ids})"
 )
-# Finish: back to READY, due after the back-off.
+# Finish: back to READY, due after the back-off (waiting until then, unless it is due now).
 RETRY_SQL = (
-    "UPDATE {task} SET status = 'READY', available_after = %s, worker_id = '' WHERE id IN ({ids})"
+    "UPDATE {task} SET status = 'READY', available_after = %s, waiting = %s, worker_id = '' "
+    "WHERE id IN ({ids})"
 )
 INSERT_ATTEMPTS_SQL = (
     "INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status) "
@@ -28,13 +29,23 @@ INSERT_ERRORS_SQL = (
     "INSERT INTO {error} (attempt_id, exception_class_path, traceback) VALUES {rows}"
 )
 # Enqueue: a READY row, no attempt yet, held by nobody; enqueued_at is the column's default,
-# available_after is run_after or else the database clock.
+# available_after is run_after or else the database clock, and a run_after in the future
+# makes the row wait.
 INSERT_TASKS_SQL = (
     "INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
-    "arguments, status, attempt_count, worker_id, run_after, available_after) VALUES {rows} "
-    "RETURNING id, enqueued_at, available_after"
+    "arguments, status, attempt_count, worker_id, run_after, available_after, waiting) "
+    "VALUES {rows} RETURNING id, enqueued_at, available_after"
 )
-INSERT_TASK_ROW = "(%s, %s, %s, %s, %s, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}))"
+INSERT_TASK_ROW = (
+    "(%s, %s, %s, %s, %s, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}), "
+    "COALESCE(%s > {now}, FALSE))"
+)
+# Claim, first: waiting rows that have become due join the claim's range of the index. Only
+# rows that became due are read (by conveyor_task_waiting), however many still wait.
+STAGE_SQL = (
+    "UPDATE {task} SET waiting = FALSE "
+    "WHERE status = 'READY' AND waiting = TRUE AND available_after <= {now} AND backend_name = %s"
+)
 # Reconcile: hand back RUNNING rows a worker holds but never received (a lost claim reply);
 # the claim's attempt is undone, as it never started.
 RELEASE_UNHELD_SQL = (

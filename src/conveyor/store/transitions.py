@@ -76,7 +76,7 @@ class Transitions(EngineCore):
         for task in tasks:
             *values, run_after = task.insert_values()
             stamp = None if run_after is None else adapt(run_after)
-            params += [*values, stamp, stamp]  # run_after, and available_after's COALESCE
+            params += [*values, stamp, stamp, stamp]  # run_after, available_after, waiting
         row = sql.INSERT_TASK_ROW.format(json=self.json_placeholder, now=self.now_sql)
         statement = sql.INSERT_TASKS_SQL.format(
             task=self.table(TaskRecord), rows=", ".join([row] * len(tasks))
@@ -106,9 +106,20 @@ class Transitions(EngineCore):
         raise NotImplementedError
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
+        # Due rows first (any one means now), then the earliest waiting one: each an index
+        # probe of conveyor_task_waiting.
         ready = self.task_rows().ready().filter(queues.as_q())
-        found: datetime | None = ready.aggregate(next=Min("available_after"))["next"]
-        return found
+        for waiting in (False, True):
+            found: datetime | None = ready.filter(waiting=waiting).aggregate(
+                next=Min("available_after")
+            )["next"]
+            if found is not None:
+                return found
+        return None
+
+    def stage_statement(self) -> str:
+        """The statement that makes due waiting rows claimable (see STAGE_SQL)."""
+        return sql.STAGE_SQL.format(task=self.table(TaskRecord), now=self.now_sql)
 
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
         held = sorted(set(held))
@@ -179,7 +190,9 @@ class Transitions(EngineCore):
         status, delay = self.decide(outcome)
         if delay is not None:
             available_after = batch.now + delay
-            batch.update(record.pk, (READY, available_after), {"available_after": available_after})
+            waiting = delay > timedelta(0)
+            values = {"available_after": available_after, "waiting": waiting}
+            batch.update(record.pk, (READY, available_after, waiting), values)
             batch.written.append(Written(outcome, READY, None, available_after))
         else:
             value = outcome.return_value if status == SUCCESSFUL else None
@@ -193,10 +206,10 @@ class Transitions(EngineCore):
         adapt = self.connection.ops.adapt_datetimefield_value
         table = self.table(TaskRecord)
         with self.connection.cursor() as cursor:
-            for (status, _), (values, ids) in batch.updates.items():
+            for (status, *_), (values, ids) in batch.updates.items():
                 if status == READY:
                     statement = sql.RETRY_SQL.format(task=table, ids=placeholders(ids))
-                    params = [adapt(values["available_after"])]
+                    params = [adapt(values["available_after"]), values["waiting"]]
                 else:
                     statement = sql.FINAL_SQL.format(task=table, ids=placeholders(ids))
                     value = values["return_value"]
@@ -243,8 +256,8 @@ class Transitions(EngineCore):
 def claim_sort_key(record: TaskRecord) -> tuple[Any, ...]:
     """The claim order, for rows a statement returned in no particular order."""
     return (
-        record.available_after,
         -record.priority,
+        record.available_after,
         record.attempt_count,
         record.enqueued_at,
         record.pk,
