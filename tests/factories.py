@@ -8,6 +8,7 @@ from typing import Any
 from django.tasks import Task, TaskResult
 from django.utils import timezone
 
+from conveyor.columns import HOLD_NONE, HOLD_TIME
 from conveyor.models import TaskRecord
 from conveyor.store import Engine, QueueFilter
 from tests.tasksapp.tasks import add
@@ -18,9 +19,9 @@ ALL_QUEUES = QueueFilter()
 def enqueue(task: Task[Any, Any] = add, *args: Any, **fields: Any) -> TaskRecord:
     """Enqueue through the backend, then set row fields directly (e.g. available_after)."""
     result: TaskResult[Any, Any] = task.enqueue(*(args or (1, 2)))
-    if "available_after" in fields and "waiting" not in fields:
-        # As the store keeps it: a READY row not due yet waits until the claim stages it.
-        fields["waiting"] = fields["available_after"] > timezone.now()
+    if "available_after" in fields and "hold" not in fields:
+        # As the store keeps it: a READY row not due yet is held until the claim stages it.
+        fields["hold"] = HOLD_TIME if fields["available_after"] > timezone.now() else HOLD_NONE
     if fields:
         TaskRecord.objects.filter(pk=result.id).update(**fields)
     return TaskRecord.objects.get(pk=result.id)

@@ -6,7 +6,12 @@ from django.db import models
 from django.db.models.functions import Now
 from django.tasks import TaskResultStatus
 
-from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH, WORKER_ID_MAX_LENGTH
+from conveyor.columns import (
+    BACKEND_NAME_MAX_LENGTH,
+    HOLD_NONE,
+    QUEUE_NAME_MAX_LENGTH,
+    WORKER_ID_MAX_LENGTH,
+)
 
 
 class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
@@ -37,9 +42,9 @@ class TaskRecord(models.Model):
     run_after = models.DateTimeField(null=True, blank=True)
     # When the task may run next: enqueue time, run_after, or the end of a retry's back-off.
     available_after = models.DateTimeField(db_default=Now())
-    # READY but not due yet (deferred, or backing off): kept out of the claim's index range
-    # until it is due, when the claim stages it (see docs/internals.md, "The claim").
-    waiting = models.BooleanField(default=False, db_default=False)
+    # Why a READY task is not claimable yet (conveyor.columns.HOLD_*): kept out of the
+    # claim's index range until it is due or has a slot (see docs/internals.md, "The claim").
+    hold = models.PositiveSmallIntegerField(default=HOLD_NONE, db_default=HOLD_NONE)
     # Denormalised count of claimed attempts; also fences writes of a stale attempt.
     attempt_count = models.PositiveIntegerField(default=0)
     enqueued_at = models.DateTimeField(db_default=Now())
@@ -59,11 +64,11 @@ class TaskRecord(models.Model):
         indexes = (
             # The claim: due READY rows in the whole claim order (id last, which breaks ties
             # among rows inserted together), so the first rows are read and nothing is sorted;
-            # status and waiting lead, so neither history nor waiting rows are ever read.
+            # status and hold lead, so neither history nor held rows are ever read.
             models.Index(
                 fields=[
                     "status",
-                    "waiting",
+                    "hold",
                     "-priority",
                     "available_after",
                     "attempt_count",
@@ -72,9 +77,9 @@ class TaskRecord(models.Model):
                 ],
                 name="conveyor_task_claim",
             ),
-            # Staging: the waiting rows that have become due, earliest first.
+            # Staging: the rows held for their time that have become due, earliest first.
             models.Index(
-                fields=["status", "waiting", "available_after"], name="conveyor_task_waiting"
+                fields=["status", "hold", "available_after"], name="conveyor_task_waiting"
             ),
             models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
             models.Index(fields=["finished_at"], name="conveyor_task_finished"),

@@ -103,13 +103,13 @@ def test_the_claim_reads_only_due_rows_however_many_wait(backend: DatabaseBacken
     plan = claim_plan(backend)
     for sign_of_sorting in ("Sort", "filesort", "TEMP B-TREE"):
         assert sign_of_sorting not in plan, plan
-    # The index range is the due rows: status and waiting are both equalities of its prefix.
+    # The index range is the due rows: status and hold are both equalities of its prefix.
     expected = {
         "postgresql": "conveyor_task_claim on conveyor_task",
-        "sqlite": "USING INDEX conveyor_task_claim (status=? AND waiting=?)",
-        # key_len 43: status (VARCHAR(10) in utf8mb4, 42 bytes) and waiting (1)
-        "mysql": " conveyor_task_claim 43 ",
+        "sqlite": "USING INDEX conveyor_task_claim (status=? AND hold=?)",
+        # key_len 44: status (VARCHAR(10) in utf8mb4, 42 bytes) and hold (2)
+        "mysql": " conveyor_task_claim 44 ",
     }[connection.vendor]
     assert expected in plan, plan
     if connection.vendor == "postgresql":
-        assert "Index Cond: (((status)::text = 'READY'::text) AND (waiting = false)" in plan, plan
+        assert "Index Cond: (((status)::text = 'READY'::text) AND (hold = 0)" in plan, plan

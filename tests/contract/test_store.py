@@ -11,6 +11,7 @@ from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
 from conveyor.backend import DatabaseBackend
+from conveyor.columns import HOLD_NONE, HOLD_TIME
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome, QueueFilter
 from tests.conftest import wait_until
@@ -79,11 +80,11 @@ def test_a_higher_priority_runs_sooner_whatever_was_enqueued_first(
 def test_a_deferred_task_is_claimed_once_due_in_priority_order(backend: DatabaseBackend) -> None:
     deferred = add.using(priority=50, run_after=later(seconds=0.3)).enqueue(1, 1)
     plain = add.enqueue(2, 2)
-    assert TaskRecord.objects.get(pk=deferred.id).waiting
+    assert TaskRecord.objects.get(pk=deferred.id).hold == HOLD_TIME
     assert [str(r.pk) for r in claim_all(backend.store)] == [plain.id]
     due = wait_until(lambda: claim_all(backend.store), timeout=10, what="the deferred task")
     assert [str(r.pk) for r in due] == [deferred.id]
-    assert not TaskRecord.objects.get(pk=deferred.id).waiting
+    assert TaskRecord.objects.get(pk=deferred.id).hold == HOLD_NONE
 
 
 def test_claim_takes_at_most_limit_most_urgent(backend: DatabaseBackend) -> None:

@@ -9,6 +9,7 @@ import pytest
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
+from conveyor.columns import HOLD_TIME
 from conveyor.models import TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.factories import ago
@@ -42,7 +43,7 @@ def test_priority_orders_due_retries_and_deferred_tasks_alike(start_worker: Any)
     deferred = record.using(priority=30, run_after=timezone.now() + timedelta(hours=1))
     deferred_result = deferred.enqueue("deferred")
     TaskRecord.objects.filter(pk=deferred_result.id).update(available_after=ago(seconds=1))
-    assert TaskRecord.objects.get(pk=deferred_result.id).waiting
+    assert TaskRecord.objects.get(pk=deferred_result.id).hold == HOLD_TIME
     worker = start_worker("--oneshot", options={"max_attempts": 2, "backoff_factor": 0})
     assert worker.wait() == 0, worker.log()
     ran = list(

@@ -4,12 +4,12 @@ from django.db import migrations, models
 from django.db.models.functions import Now
 
 
-def mark_waiting(apps, schema_editor):
-    """READY tasks that are not due yet wait until the claim stages them."""
+def hold_until_due(apps, schema_editor):
+    """READY tasks that are not due yet are held for their time until the claim stages them."""
     TaskRecord = apps.get_model("conveyor", "TaskRecord")
     TaskRecord.objects.using(schema_editor.connection.alias).filter(
         status="READY", available_after__gt=Now()
-    ).update(waiting=True)
+    ).update(hold=1)
 
 
 class Migration(migrations.Migration):
@@ -24,16 +24,16 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="taskrecord",
-            name="waiting",
-            field=models.BooleanField(db_default=False, default=False),
+            name="hold",
+            field=models.PositiveSmallIntegerField(db_default=0, default=0),
         ),
-        migrations.RunPython(mark_waiting, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(hold_until_due, migrations.RunPython.noop, elidable=True),
         migrations.AddIndex(
             model_name="taskrecord",
             index=models.Index(
                 fields=[
                     "status",
-                    "waiting",
+                    "hold",
                     "-priority",
                     "available_after",
                     "attempt_count",
@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="taskrecord",
             index=models.Index(
-                fields=["status", "waiting", "available_after"], name="conveyor_task_waiting"
+                fields=["status", "hold", "available_after"], name="conveyor_task_waiting"
             ),
         ),
     ]

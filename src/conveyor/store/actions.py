@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from conveyor.columns import WORKER_ID_MAX_LENGTH
+from conveyor.columns import HOLD_NONE, WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import TaskCancelled
 from conveyor.failures import error_from_message
 from conveyor.models import Attempt, Error
@@ -48,7 +48,7 @@ class Actions(EngineCore):
                 "status": READY,
                 "attempt_count": 0,
                 "available_after": Now(),
-                "waiting": False,
+                "hold": HOLD_NONE,
                 "finished_at": None,
                 "return_value": None,
                 "worker_id": "",
@@ -60,7 +60,7 @@ class Actions(EngineCore):
         applied = self._apply(
             ids,
             expected=Q(status=READY, available_after__gt=Now()),
-            change=lambda now: {"available_after": Now(), "waiting": False},
+            change=lambda now: {"available_after": Now(), "hold": HOLD_NONE},
         )
         return self._report("made available now", applied, wake=True)
 
@@ -74,7 +74,7 @@ class Actions(EngineCore):
                 "status": FAILED,
                 "finished_at": now,
                 "worker_id": "",
-                "waiting": False,
+                "hold": HOLD_NONE,
             },
             then=partial(self._record_cancellations, cancelled_by=cancelled_by),
         )

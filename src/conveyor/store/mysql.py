@@ -17,7 +17,7 @@ NOW = "CURRENT_TIMESTAMP(6)"
 # workers take disjoint batches without waiting. The clock comes along for the update.
 PICK_SQL = f"""
 SELECT task.*, {NOW} AS conveyor_now FROM {{table}} AS task
-WHERE status = 'READY' AND waiting = FALSE AND backend_name = %s
+WHERE status = 'READY' AND hold = 0 AND backend_name = %s
     AND available_after <= {NOW} {{queues}}
 ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
 LIMIT %s

@@ -30,7 +30,7 @@ PLANNER_SQL = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off
 CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM {table}
-    WHERE status = 'READY' AND NOT waiting AND backend_name = %s
+    WHERE status = 'READY' AND hold = 0 AND backend_name = %s
         AND available_after <= STATEMENT_TIMESTAMP() {queues}
     ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
     LIMIT %s
@@ -62,7 +62,7 @@ held AS (
         available_after = CASE WHEN outcome.status = 'READY'
             THEN STATEMENT_TIMESTAMP() + outcome.retry_in * INTERVAL '1 second'
             ELSE task.available_after END,
-        waiting = outcome.status = 'READY' AND outcome.retry_in > 0,
+        hold = CASE WHEN outcome.status = 'READY' AND outcome.retry_in > 0 THEN 1 ELSE 0 END,
         worker_id = ''
     FROM outcome
     WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt
@@ -93,10 +93,10 @@ FINISH_ROW = (
 # PostgreSQL parses at once (a VALUES list of a thousand rows costs more to send and parse).
 INSERT_SQL = """
 INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, arguments,
-                    status, attempt_count, worker_id, run_after, available_after, waiting)
+                    status, attempt_count, worker_id, run_after, available_after, hold)
 SELECT path, backend, queue, priority, takes_context, arguments, 'READY', 0, '', run_after,
        COALESCE(run_after, STATEMENT_TIMESTAMP()),
-       COALESCE(run_after > STATEMENT_TIMESTAMP(), FALSE)
+       CASE WHEN run_after > STATEMENT_TIMESTAMP() THEN 1 ELSE 0 END
 FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::smallint[], %s::boolean[],
             %s::jsonb[], %s::timestamptz[])
     AS new (path, backend, queue, priority, takes_context, arguments, run_after)

@@ -24,7 +24,7 @@ SET status = 'RUNNING', worker_id = %s, attempt_count = attempt_count + 1,
     started_at = COALESCE(started_at, {NOW}), last_attempted_at = {NOW}
 WHERE id IN (
     SELECT id FROM {{table}}
-    WHERE status = 'READY' AND waiting = FALSE AND backend_name = %s
+    WHERE status = 'READY' AND hold = 0 AND backend_name = %s
         AND available_after <= {NOW} {{queues}}
     ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
     LIMIT %s

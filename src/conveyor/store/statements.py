@@ -16,9 +16,9 @@ FINAL_SQL = (
     "UPDATE {task} SET status = %s, finished_at = %s, return_value = %s, worker_id = '' "
     "WHERE id IN ({ids})"
 )
-# Finish: back to READY, due after the back-off (waiting until then, unless it is due now).
+# Finish: back to READY, due after the back-off (held until then, unless it is due now).
 RETRY_SQL = (
-    "UPDATE {task} SET status = 'READY', available_after = %s, waiting = %s, worker_id = '' "
+    "UPDATE {task} SET status = 'READY', available_after = %s, hold = %s, worker_id = '' "
     "WHERE id IN ({ids})"
 )
 INSERT_ATTEMPTS_SQL = (
@@ -30,21 +30,21 @@ INSERT_ERRORS_SQL = (
 )
 # Enqueue: a READY row, no attempt yet, held by nobody; enqueued_at is the column's default,
 # available_after is run_after or else the database clock, and a run_after in the future
-# makes the row wait.
+# holds the row for its time (1); HOLD_SLOT (2) is given by the concurrency limit's check.
 INSERT_TASKS_SQL = (
     "INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
-    "arguments, status, attempt_count, worker_id, run_after, available_after, waiting) "
+    "arguments, status, attempt_count, worker_id, run_after, available_after, hold) "
     "VALUES {rows} RETURNING id, enqueued_at, available_after"
 )
 INSERT_TASK_ROW = (
     "(%s, %s, %s, %s, %s, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}), "
-    "COALESCE(%s > {now}, FALSE))"
+    "CASE WHEN %s > {now} THEN 1 ELSE 0 END)"
 )
-# Claim, first: waiting rows that have become due join the claim's range of the index. Only
-# rows that became due are read (by conveyor_task_waiting), however many still wait.
+# Claim, first: rows held for their time that have become due join the claim's range of the
+# index. Only rows that became due are read (by conveyor_task_waiting), however many wait.
 STAGE_SQL = (
-    "UPDATE {task} SET waiting = FALSE "
-    "WHERE status = 'READY' AND waiting = TRUE AND available_after <= {now} AND backend_name = %s"
+    "UPDATE {task} SET hold = 0 "
+    "WHERE status = 'READY' AND hold = 1 AND available_after <= {now} AND backend_name = %s"
 )
 # Reconcile: hand back RUNNING rows a worker holds but never received (a lost claim reply);
 # the claim's attempt is undone, as it never started.

@@ -19,6 +19,7 @@ from django.db.models import Min
 from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
+from conveyor.columns import HOLD_NONE, HOLD_TIME
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store import statements as sql
 from conveyor.store.core import EngineCore
@@ -76,7 +77,7 @@ class Transitions(EngineCore):
         for task in tasks:
             *values, run_after = task.insert_values()
             stamp = None if run_after is None else adapt(run_after)
-            params += [*values, stamp, stamp, stamp]  # run_after, available_after, waiting
+            params += [*values, stamp, stamp, stamp]  # run_after, available_after, hold
         row = sql.INSERT_TASK_ROW.format(json=self.json_placeholder, now=self.now_sql)
         statement = sql.INSERT_TASKS_SQL.format(
             task=self.table(TaskRecord), rows=", ".join([row] * len(tasks))
@@ -106,19 +107,19 @@ class Transitions(EngineCore):
         raise NotImplementedError
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
-        # Due rows first (any one means now), then the earliest waiting one: each an index
-        # probe of conveyor_task_waiting.
+        # Due rows first (any one means now), then the earliest held for its time: each an
+        # index probe of conveyor_task_waiting. Rows waiting for a slot have no time.
         ready = self.task_rows().ready().filter(queues.as_q())
-        for waiting in (False, True):
-            found: datetime | None = ready.filter(waiting=waiting).aggregate(
-                next=Min("available_after")
-            )["next"]
+        for hold in (HOLD_NONE, HOLD_TIME):
+            found: datetime | None = ready.filter(hold=hold).aggregate(next=Min("available_after"))[
+                "next"
+            ]
             if found is not None:
                 return found
         return None
 
     def stage_statement(self) -> str:
-        """The statement that makes due waiting rows claimable (see STAGE_SQL)."""
+        """The statement that makes rows held for their time claimable once due (STAGE_SQL)."""
         return sql.STAGE_SQL.format(task=self.table(TaskRecord), now=self.now_sql)
 
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
@@ -190,9 +191,9 @@ class Transitions(EngineCore):
         status, delay = self.decide(outcome)
         if delay is not None:
             available_after = batch.now + delay
-            waiting = delay > timedelta(0)
-            values = {"available_after": available_after, "waiting": waiting}
-            batch.update(record.pk, (READY, available_after, waiting), values)
+            hold = HOLD_TIME if delay > timedelta(0) else HOLD_NONE
+            values = {"available_after": available_after, "hold": hold}
+            batch.update(record.pk, (READY, available_after, hold), values)
             batch.written.append(Written(outcome, READY, None, available_after))
         else:
             value = outcome.return_value if status == SUCCESSFUL else None
@@ -209,7 +210,7 @@ class Transitions(EngineCore):
             for (status, *_), (values, ids) in batch.updates.items():
                 if status == READY:
                     statement = sql.RETRY_SQL.format(task=table, ids=placeholders(ids))
-                    params = [adapt(values["available_after"]), values["waiting"]]
+                    params = [adapt(values["available_after"]), values["hold"]]
                 else:
                     statement = sql.FINAL_SQL.format(task=table, ids=placeholders(ids))
                     value = values["return_value"]
