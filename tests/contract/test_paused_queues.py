@@ -7,6 +7,7 @@ import pytest
 from conveyor.backend import DatabaseBackend
 from conveyor.store import QueueFilter
 from conveyor.store.paused import PausedQueues
+from tests.contract.test_schedules import another_engine
 from tests.factories import claim_all, enqueue
 from tests.tasksapp.tasks import add
 
@@ -36,10 +37,10 @@ def test_the_paused_set_is_shared_by_processes_within_a_second(
     backend: DatabaseBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = backend.store
-    elsewhere = type(store)(backend_name=backend.alias, options=backend.config, using="default")
+    elsewhere = another_engine(backend)
+    assert isinstance(elsewhere, PausedQueues)
     assert elsewhere.paused_set() == frozenset()  # read and cached
     store.pause_queue("other")
-    assert isinstance(elsewhere, PausedQueues)
     elsewhere.forget_paused()  # what a second passing (or a NOTIFY) does
     assert elsewhere.paused_set() == frozenset({"other"})
     assert backend.store.paused_queues().keys() == {"other"}

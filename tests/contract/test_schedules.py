@@ -4,7 +4,7 @@ whoever races for it, and its markers are pruned on their own."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -12,7 +12,8 @@ from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
 from conveyor.models import ScheduleTick, TaskRecord
-from conveyor.store import LastTick, NewTask
+from conveyor.store import Engine, LastTick, NewTask
+from conveyor.store.portable import PortableEngine
 from tests.tasksapp.tasks import add
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +25,7 @@ def scheduled(backend: DatabaseBackend) -> NewTask:
     return backend.new_task(add, (1, 2), {})
 
 
-def tick_of(backend: DatabaseBackend, **delta: float) -> object:
+def tick_of(backend: DatabaseBackend, **delta: float) -> datetime:
     now = backend.store.database_now().replace(microsecond=0)
     return now - timedelta(**delta)
 
@@ -88,9 +89,7 @@ def test_racing_workers_enqueue_a_tick_once(backend: DatabaseBackend) -> None:
 
     def race() -> None:
         try:
-            engine = type(backend.store)(
-                backend_name=backend.alias, options=backend.config, using="default"
-            )
+            engine = another_engine(backend)
             barrier.wait()
             results.append(
                 engine.enqueue_tick(
@@ -124,8 +123,16 @@ def test_last_ticks_report_each_schedules_newest_tick_and_its_status(
     store.enqueue_tick(scheduled(backend), schedule_name="a", tick=old, window=WINDOW)
     newest = store.enqueue_tick(scheduled(backend), schedule_name="a", tick=new, window=WINDOW)
     gone = store.enqueue_tick(scheduled(backend), schedule_name="b", tick=old, window=WINDOW)
+    assert gone is not None
     TaskRecord.objects.filter(pk=gone).delete()
     assert store.last_ticks() == [
         LastTick("a", new, newest, "READY"),
         LastTick("b", old, gone, None),
     ]
+
+
+def another_engine(backend: DatabaseBackend) -> Engine:
+    """An engine of the backend as another process (or thread) has it."""
+    engine = type(backend.store)
+    assert issubclass(engine, PortableEngine)
+    return engine(backend_name=backend.alias, options=backend.config, using="default")
