@@ -17,8 +17,9 @@ from conveyor.worker.scheduler import Timetable, missed
 BRUSSELS = ZoneInfo("Europe/Brussels")
 
 
-def at(*fields: int, zone: Any = UTC) -> datetime:
-    return datetime(*fields, tzinfo=zone)
+def at(*fields: int) -> datetime:
+    year, month, day, *rest = fields
+    return datetime(year, month, day, *rest, tzinfo=UTC)  # type: ignore[arg-type]
 
 
 def schedule(**spec: Any) -> Schedule:
