@@ -19,7 +19,7 @@ BRUSSELS = ZoneInfo("Europe/Brussels")
 
 def at(*fields: int) -> datetime:
     year, month, day, *rest = fields
-    return datetime(year, month, day, *rest, tzinfo=UTC)  # type: ignore[arg-type]
+    return datetime(year, month, day, *rest, tzinfo=UTC)  # type: ignore[arg-type, misc]
 
 
 def schedule(**spec: Any) -> Schedule:
