@@ -28,7 +28,7 @@ HOUR = timedelta(hours=1)
 
 def ticks_of(name: str) -> list[datetime]:
     rows = TaskRecord.objects.filter(schedule_name=name).order_by("schedule_tick")
-    return list(rows.values_list("schedule_tick", flat=True))
+    return [tick for tick in rows.values_list("schedule_tick", flat=True) if tick is not None]
 
 
 def stop(*workers: Any) -> None:
@@ -110,8 +110,8 @@ def test_a_paused_queue_stops_a_running_drain_and_resumes(start_worker: Any) -> 
     # Nothing to await here: the claim is that nothing happens while the queue is paused.
     time.sleep(1.5)
     assert TaskRecord.objects.filter(status=TaskResultStatus.READY).count() == ready > 1
-    started = TaskRecord.objects.exclude(started_at=None).values_list("started_at", flat=True)
-    assert max(started) <= paused_at + timedelta(seconds=1)
+    started = TaskRecord.objects.values_list("started_at", flat=True)
+    assert max(t for t in started if t is not None) <= paused_at + timedelta(seconds=1)
     listed = io.StringIO()
     call_command("conveyor_queue", "list", stdout=listed)
     assert listed.getvalue().startswith("default\tpaused since ")
