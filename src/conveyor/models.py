@@ -185,7 +185,8 @@ class ScheduleTick(models.Model):
 
     class Meta:
         db_table = "conveyor_schedule_tick"
-        verbose_name = "schedule tick"
+        # The admin lists the schedules of the settings under this model (see admin/).
+        verbose_name = "schedule"
         constraints = (
             models.UniqueConstraint(
                 fields=["backend_name", "schedule_name", "tick"], name="conveyor_tick_once"
@@ -206,7 +207,8 @@ class PausedQueue(models.Model):
 
     class Meta:
         db_table = "conveyor_paused_queue"
-        verbose_name = "paused queue"
+        # The admin lists every queue under this model, with pause and resume (see admin/).
+        verbose_name = "queue"
         constraints = (
             models.UniqueConstraint(
                 fields=["backend_name", "queue_name"], name="conveyor_paused_queue_once"

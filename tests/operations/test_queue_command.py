@@ -21,7 +21,7 @@ def test_pause_resume_and_list_report_what_changed() -> None:
     assert queue("list") == "No paused queues\n"
     assert queue("pause", "low_priority") == "Paused queue 'low_priority'\n"
     assert queue("pause", "low_priority") == "'low_priority' was paused\n"
-    assert queue("list").startswith("low_priority\tpaused since ")
+    assert queue("list").startswith("low_priority  paused since ")
     assert queue("resume", "low_priority") == "Resumed queue 'low_priority'\n"
     assert queue("resume", "low_priority") == "'low_priority' was not paused\n"
 

@@ -114,7 +114,7 @@ def test_a_paused_queue_stops_a_running_drain_and_resumes(start_worker: Any) -> 
     assert max(t for t in started if t is not None) <= paused_at + timedelta(seconds=1)
     listed = io.StringIO()
     call_command("conveyor_queue", "list", stdout=listed)
-    assert listed.getvalue().startswith("default\tpaused since ")
+    assert listed.getvalue().startswith("default  paused since ")
     call_command("conveyor_queue", "resume", "default", stdout=io.StringIO())
     wait_until(
         lambda: TaskRecord.objects.filter(status=TaskResultStatus.SUCCESSFUL).count() == 41,

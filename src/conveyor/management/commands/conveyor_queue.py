@@ -57,4 +57,4 @@ class Command(BaseCommand):
         if not paused:
             self.stdout.write("No paused queues")
         for name, since in paused.items():
-            self.stdout.write(f"{name}\tpaused since {since.isoformat(timespec='seconds')}")
+            self.stdout.write(f"{name}  paused since {since.isoformat(timespec='seconds')}")

@@ -120,8 +120,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--no-schedule",
-            dest="schedule",
-            action="store_false",
+            action="store_true",
             help="Do not enqueue the ticks of OPTIONS['periodic'] schedules (by default every "
             "worker does, and each tick is enqueued once however many do).",
         )
@@ -145,9 +144,9 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         check_when_reachable(self)
         check_migrated(backend.store.using)
-        planned = planned_schedules(backend) if options["schedule"] else {}
-        if options["oneshot"]:
-            planned = {}  # a oneshot run only drains what is due
+        # A oneshot run only drains what is due; it enqueues no ticks.
+        scheduling = not options["no_schedule"] and not options["oneshot"]
+        planned = planned_schedules(backend) if scheduling else {}
         worker = build_worker(backend.store, identity, settings, planned)
         install_signal_handlers(worker)
         try:
