@@ -3,6 +3,7 @@ environment (BENCH_SYSTEM, BENCH_VENDOR, BENCH_DB), set by the harness."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from benchmarks.databases import django_settings
@@ -26,6 +27,9 @@ DATABASES = {
 }
 
 TASKS = {"default": {"BACKEND": SYSTEM.backend}}
+if os.environ.get("BENCH_TASKS_OPTIONS"):
+    # benchmarks.schedules gives the worker OPTIONS (its periodic schedules).
+    TASKS["default"]["OPTIONS"] = json.loads(os.environ["BENCH_TASKS_OPTIONS"])
 
 LOGGING = {
     "version": 1,
