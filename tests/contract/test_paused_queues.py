@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.db import connection
 
 from conveyor.backend import DatabaseBackend
 from conveyor.store import QueueFilter
@@ -44,3 +47,29 @@ def test_the_paused_set_is_shared_by_processes_within_a_second(
     elsewhere.forget_paused()  # what a second passing (or a NOTIFY) does
     assert elsewhere.paused_set() == frozenset({"other"})
     assert backend.store.paused_queues().keys() == {"other"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_pause_reaches_listening_workers_at_once(
+    backend: DatabaseBackend,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("other databases are polled: the paused set is read again within a second")
+    listening = another_engine(backend)
+    assert isinstance(listening, PausedQueues)
+    assert listening.paused_set() == frozenset()  # read, and trusted for a second
+    source = listening.wakeup_source()
+    assert source is not None
+    woken = threading.Semaphore(0)
+    stopping = threading.Event()
+    thread = threading.Thread(target=source.listen, args=(woken.release, stopping))
+    thread.start()
+    try:
+        assert woken.acquire(timeout=10)  # listening
+        backend.store.pause_queue("default")
+        assert woken.acquire(timeout=10)  # the NOTIFY woke it, and it forgot the paused set
+        assert listening.paused_set() == frozenset({"default"})
+    finally:
+        stopping.set()
+        thread.join(10)
+    assert not thread.is_alive()

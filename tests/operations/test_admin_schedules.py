@@ -88,3 +88,11 @@ def test_the_pages_refuse_users_without_permission(client: Client, django_user_m
         client.post(QUEUES_URL, {"backend": "default", "queue": "x", "action": "pause"}).status_code
         == 403
     )
+
+
+def test_markers_and_pause_rows_have_no_pages_of_their_own(
+    admin_client_as_superuser: Client, backend: Any
+) -> None:
+    backend.store.pause_queue("other")
+    for url in (f"{QUEUES_URL}1/change/", f"{SCHEDULES_URL}add/", f"{QUEUES_URL}1/delete/"):
+        assert admin_client_as_superuser.get(url).status_code == 404, url

@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
-from conveyor.models import PausedQueue, ScheduleTick, TaskRecord
+from conveyor.models import PausedQueue, ScheduleTick, TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import record
@@ -85,10 +85,16 @@ def test_a_starting_worker_catches_up_missed_ticks_per_policy(
     for policy in policies:
         ScheduleTick.objects.create(backend_name="default", schedule_name=policy, tick=last)
     periodic = {p: {"task": NOOP, "every": "1 hour", "catch_up": p} for p in policies}
-    worker = start_worker("--no-schedule")  # runs the tasks only
-    scheduler = start_worker("--concurrency", "1", options={"periodic": periodic})
-    caught_up = wait_until(lambda: len(ticks_of("all")) >= 5, what="five missed ticks")
+    debug = {"CONVEYOR_TEST_LOG_LEVEL": "INFO"}
+    # Ticks are enqueued by the scheduling worker alone; the other one (which schedules
+    # nothing, though given the schedules) only runs tasks.
+    worker = start_worker("--no-schedule", options={"periodic": periodic}, env=debug)
+    scheduler = start_worker(options={"periodic": periodic}, env=debug)
+    wait_until(lambda: len(ticks_of("all")) >= 5, what="five missed ticks")
+    wait_until(lambda: WorkerRecord.objects.count() == 2, what="both workers to register")
     stop(scheduler, worker)
+    assert "enqueued by schedule" not in worker.log()
+    assert "enqueued by schedule" in scheduler.log()
     caught_up = ticks_of("all")
     assert caught_up == [last + HOUR * n for n in range(1, len(caught_up) + 1)]
     assert ticks_of("latest") == caught_up[-1:]

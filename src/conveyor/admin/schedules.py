@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
 
 from conveyor.backends import conveyor_backends
 from conveyor.models import PausedQueue, ScheduleTick
@@ -46,6 +47,12 @@ class StatePageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             "rows": self.rows(),
         }
         return TemplateResponse(request, self.template_name, context)
+
+    def get_urls(self) -> list[URLPattern]:
+        # The page alone: its model's rows are the store's, never edited one by one.
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view(self.changelist_view)
+        return [path("", view, name="{}_{}_changelist".format(*info))]
 
     def rows(self) -> list[dict[str, Any]]:
         raise NotImplementedError
