@@ -130,3 +130,29 @@ def test_a_paused_queue_stops_a_running_drain_and_resumes(start_worker: Any) -> 
     assert {str(r.id) for r in results} | {late.id} == {
         str(pk) for pk in TaskRecord.objects.values_list("pk", flat=True)
     }
+
+
+@pytest.mark.parametrize(
+    ("schedule", "message"),
+    [
+        (
+            {"task": "tests.tasksapp.tasks.missing", "cron": "0 3 * * *"},
+            "(conveyor.E002) TASKS['default'] OPTIONS periodic['nightly']['task']: cannot "
+            "import 'tests.tasksapp.tasks.missing'",
+        ),
+        (
+            {"task": NOOP, "cron": "0 3 * *"},
+            "CommandError: TASKS['default'] OPTIONS periodic['nightly']['cron']: '0 3 * *' is "
+            "not a cron expression: Wrong number of fields\n",
+        ),
+    ],
+)
+def test_a_wrong_schedule_stops_the_worker_before_it_starts(
+    start_worker: Any, schedule: dict[str, Any], message: str
+) -> None:
+    worker = start_worker(options={"periodic": {"nightly": schedule}})
+    assert worker.wait() == 1
+    assert message in worker.log()
+    assert "Traceback" not in worker.log()
+    assert not WorkerRecord.objects.exists()
+    assert not TaskRecord.objects.exists()
