@@ -92,7 +92,7 @@ class Schedule:
         assert self.cron is not None
         zone = ZoneInfo(self.timezone)
         for tick in CronSim(self.cron, after.astimezone(zone)):
-            if tick > after:  # cronsim may repeat `after` itself at a DST boundary
+            if tick > after:  # strictly after, compared as instants (not wall-clock times)
                 yield tick.astimezone(UTC)
 
     def next_tick(self, after: datetime) -> datetime:

@@ -58,6 +58,12 @@ def test_daylight_saving_follows_debian_cron_as_cronsim_documents() -> None:
     # Autumn: 02:30 happens twice on 25 October; the job runs once, at the first.
     autumn = half_past_two.ticks_between(at(2026, 10, 24, 12), at(2026, 10, 26, 12))
     assert local(autumn) == ["10-25 02:30 CEST", "10-26 02:30 CET"]
+    # The timetable steps from tick to tick: the same ticks.
+    stepped = [half_past_two.next_tick(at(2026, 3, 27, 12))]
+    while len(stepped) < 3:
+        stepped.append(half_past_two.next_tick(stepped[-1]))
+    assert stepped == spring
+    assert half_past_two.next_tick(autumn[0]) == autumn[1]
     # A job more frequent than hourly is scheduled normally: nothing in the lost hour.
     quarterly = schedule(cron="*/30 * * * *", timezone="Europe/Brussels")
     lost = quarterly.ticks_between(at(2026, 3, 29, 0, 15), at(2026, 3, 29, 1, 45))
