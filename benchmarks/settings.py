@@ -3,6 +3,7 @@ environment (BENCH_SYSTEM, BENCH_VENDOR, BENCH_DB), set by the harness."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from benchmarks.databases import django_settings
@@ -27,6 +28,9 @@ DATABASES = {
 
 # "deferred" holds the history case's tasks due in a day; drains wait for "default" only.
 TASKS = {"default": {"BACKEND": SYSTEM.backend, "QUEUES": ["default", "deferred"]}}
+if os.environ.get("BENCH_TASKS_OPTIONS"):
+    # benchmarks.schedules gives the worker OPTIONS (its periodic schedules).
+    TASKS["default"]["OPTIONS"] = json.loads(os.environ["BENCH_TASKS_OPTIONS"])
 
 LOGGING = {
     "version": 1,

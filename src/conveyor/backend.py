@@ -152,7 +152,17 @@ class DatabaseBackend(BaseTaskBackend):
         from django.apps import apps
 
         if apps.is_installed("conveyor"):
-            return []
+            from conveyor.periodic import schedule_problems
+
+            return [
+                checks.Error(
+                    problem,
+                    hint="Each schedule's 'task' must be a @task of this backend that its "
+                    "args and kwargs fit.",
+                    id="conveyor.E002",
+                )
+                for problem in schedule_problems(self)
+            ]
         return [
             checks.Error(
                 f"TASKS[{self.alias!r}] uses conveyor.backend.DatabaseBackend, "

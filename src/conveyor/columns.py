@@ -6,6 +6,7 @@ from __future__ import annotations
 QUEUE_NAME_MAX_LENGTH = 64
 BACKEND_NAME_MAX_LENGTH = 32
 WORKER_ID_MAX_LENGTH = 128
+SCHEDULE_NAME_MAX_LENGTH = 100
 
 # TaskRecord.hold: why a READY task is not claimable. Only HOLD_NONE rows are in the claim's
 # range of its index.

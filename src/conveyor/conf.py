@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from conveyor import durations
+from conveyor.schedules import Schedule, ScheduleError, parse_schedules
 
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_BACKOFF_FACTOR = 2.0
@@ -17,7 +18,15 @@ DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=10)
 DEFAULT_WORKER_TIMEOUT = timedelta(seconds=60)
 
 _OPTION_KEYS = frozenset(
-    {"max_attempts", "backoff_factor", "queues", "purge", "heartbeat_interval", "worker_timeout"}
+    {
+        "max_attempts",
+        "backoff_factor",
+        "queues",
+        "purge",
+        "heartbeat_interval",
+        "worker_timeout",
+        "periodic",
+    }
 )
 _POLICY_KEYS = frozenset({"max_attempts", "backoff_factor"})
 _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
@@ -55,6 +64,8 @@ class BackendOptions:
     purge: PurgePolicy = PurgePolicy()
     heartbeat_interval: timedelta = DEFAULT_HEARTBEAT_INTERVAL
     worker_timeout: timedelta = DEFAULT_WORKER_TIMEOUT
+    # OPTIONS["periodic"]: schedules by name.
+    periodic: Mapping[str, Schedule] = field(default_factory=dict)
 
     def policy(self, queue_name: str) -> RetryPolicy:
         """Return the retry policy of one queue."""
@@ -131,6 +142,19 @@ class _Parser:
             raise self.error("purge['automatic']", "needs 'finished' or 'unfinished' cut-offs")
         return PurgePolicy(finished=finished, unfinished=unfinished, automatic=automatic)
 
+    def periodic(self, value: object, queues: frozenset[str]) -> dict[str, Schedule]:
+        try:
+            schedules = parse_schedules(value, where="periodic")
+        except ScheduleError as exc:
+            raise self.error(exc.where, exc.message) from None
+        for name, schedule in schedules.items():
+            if queues and schedule.queue_name is not None and schedule.queue_name not in queues:
+                raise self.error(
+                    f"periodic[{name!r}]['queue_name']",
+                    f"queue is not in QUEUES ({', '.join(sorted(queues))})",
+                )
+        return schedules
+
 
 def parse_options(alias: str, options: object, queues: frozenset[str]) -> BackendOptions:
     """Validate a backend's OPTIONS; raise ImproperlyConfigured naming the faulty key."""
@@ -155,4 +179,5 @@ def parse_options(alias: str, options: object, queues: frozenset[str]) -> Backen
         purge=parser.purge(raw.get("purge", {})),
         heartbeat_interval=heartbeat,
         worker_timeout=timeout,
+        periodic=parser.periodic(raw.get("periodic", {}), queues),
     )

@@ -10,6 +10,7 @@ from conveyor.columns import (
     BACKEND_NAME_MAX_LENGTH,
     HOLD_NONE,
     QUEUE_NAME_MAX_LENGTH,
+    SCHEDULE_NAME_MAX_LENGTH,
     WORKER_ID_MAX_LENGTH,
 )
 
@@ -54,6 +55,12 @@ class TaskRecord(models.Model):
     return_value = models.JSONField(null=True, blank=True)
     # The worker holding the task while it is RUNNING; empty otherwise.
     worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, blank=True, default="")
+    # The schedule that enqueued the task (NULL: none; nullable, so adding the column writes
+    # no existing row), and the tick it was enqueued for (NULL: run now, outside the ticks).
+    schedule_name = models.CharField(  # noqa: DJ001
+        max_length=SCHEDULE_NAME_MAX_LENGTH, null=True, blank=True, default=None
+    )
+    schedule_tick = models.DateTimeField(null=True, blank=True, default=None)
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -170,3 +177,52 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} held by {self.holder or 'nobody'} until {self.expires_at}"
+
+
+class ScheduleTick(models.Model):
+    """A tick of a schedule that has been enqueued: the unique constraint lets exactly one
+    worker insert it, in the same transaction as its task. Pruned after the schedule's
+    catch_up_window, the newest of each schedule kept."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    schedule_name = models.CharField(max_length=SCHEDULE_NAME_MAX_LENGTH)
+    tick = models.DateTimeField()
+    # The task enqueued for it (not a foreign key: retention may delete the task first).
+    task_id = models.BigIntegerField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "conveyor_schedule_tick"
+        # The admin lists the schedules of the settings under this model (see admin/).
+        verbose_name = "schedule"
+        constraints = (
+            models.UniqueConstraint(
+                fields=["backend_name", "schedule_name", "tick"], name="conveyor_tick_once"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.schedule_name} at {self.tick}"
+
+
+class PausedQueue(models.Model):
+    """A queue no worker of its backend claims from until it is resumed."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    paused_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "conveyor_paused_queue"
+        # The admin lists every queue under this model, with pause and resume (see admin/).
+        verbose_name = "queue"
+        constraints = (
+            models.UniqueConstraint(
+                fields=["backend_name", "queue_name"], name="conveyor_paused_queue_once"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return self.queue_name

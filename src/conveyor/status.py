@@ -14,6 +14,7 @@ from typing import Any
 
 from django.tasks import TaskResultStatus
 
+from conveyor.schedules import Schedule
 from conveyor.store import Engine
 
 RECENT_HOUR = timedelta(hours=1)
@@ -53,6 +54,25 @@ class QueueState:
     failed_last_hour: int = 0
     live_workers: int = 0
     dead_workers: int = 0
+    paused_since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A schedule of the settings (or one gone from them) and its newest enqueued tick."""
+
+    name: str
+    task_path: str | None
+    when: str | None
+    last_tick: datetime | None
+    last_task_id: int | None
+    last_status: str | None
+    next_tick: datetime | None
+
+    @property
+    def gone(self) -> bool:
+        """Removed from the settings: it fires no more."""
+        return self.when is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +85,7 @@ class BackendState:
     worker_timeout: timedelta
     queues: list[QueueState]
     workers: list[WorkerState]
+    schedules: list[ScheduleState] = field(default_factory=list)
 
 
 # The state of a queue by name, created on first use.
@@ -74,9 +95,12 @@ QueueLookup = Callable[[str], QueueState]
 def backend_state(
     store: Engine, *, configured_queues: set[str], counts: bool = True
 ) -> BackendState:
-    """Read the state of one backend; `counts=False` skips the queries that scan history."""
+    """Read the state of one backend; `counts=False` skips the queries that scan history
+    (and the schedules' last results)."""
     now = store.database_now()
     queues: dict[str, QueueState] = {name: QueueState(name) for name in configured_queues}
+    for name, since in store.paused_queues().items():
+        queues.setdefault(name, QueueState(name)).paused_since = since
 
     def queue(name: str) -> QueueState:
         return queues.setdefault(name, QueueState(name))
@@ -97,7 +121,29 @@ def backend_state(
         worker_timeout=store.options.worker_timeout,
         queues=sorted(queues.values(), key=lambda q: q.queue),
         workers=workers,
+        schedules=schedule_states(store, now) if counts else [],
     )
+
+
+def schedule_states(store: Engine, now: datetime) -> list[ScheduleState]:
+    """The backend's schedules and those gone from its settings that left ticks, by name."""
+    configured: dict[str, Schedule] = dict(store.options.periodic)
+    last = {row.schedule_name: row for row in store.last_ticks()}
+    states = []
+    for name in sorted(configured.keys() | last.keys()):
+        schedule, row = configured.get(name), last.get(name)
+        states.append(
+            ScheduleState(
+                name=name,
+                task_path=None if schedule is None else schedule.task_path,
+                when=None if schedule is None else schedule.describe(),
+                last_tick=None if row is None else row.tick,
+                last_task_id=None if row is None else row.task_id,
+                last_status=None if row is None else row.status,
+                next_tick=None if schedule is None else schedule.next_tick(now),
+            )
+        )
+    return states
 
 
 def _add_due(store: Engine, now: datetime, queue: QueueLookup) -> None:
@@ -168,6 +214,23 @@ def as_json(state: BackendState) -> dict[str, Any]:
         "workers": [_worker_json(w) for w in state.workers],
         "live_workers": workers_by_state["live"],
         "dead_workers": workers_by_state["dead"],
+        "schedules": [_schedule_json(s) for s in state.schedules],
+    }
+
+
+def _schedule_json(schedule: ScheduleState) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "schedule": schedule.name,
+        "task": schedule.task_path,
+        "when": schedule.when,
+        "gone": schedule.gone,
+        "last_tick": iso(schedule.last_tick),
+        "last_task_id": schedule.last_task_id,
+        "last_status": schedule.last_status,
+        "next_tick": iso(schedule.next_tick),
     }
 
 
@@ -184,6 +247,8 @@ def _queue_json(queue: QueueState) -> dict[str, Any]:
         "failed_last_hour": queue.failed_last_hour,
         "live_workers": queue.live_workers,
         "dead_workers": queue.dead_workers,
+        "paused": queue.paused_since is not None,
+        "paused_since": None if queue.paused_since is None else queue.paused_since.isoformat(),
     }
 
 

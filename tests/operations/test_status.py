@@ -255,3 +255,36 @@ def test_a_bad_max_age_is_refused_before_anything_is_read(worker_env: Any) -> No
     result = run_command(worker_env(), "--check", "--max-age", "soon")
     assert result.returncode == 2
     assert "--max-age: cannot read 'soon' as a duration" in result.stderr
+
+
+@pytest.mark.django_db
+def test_status_lists_schedules_and_the_ones_gone_from_settings(task_options: Any) -> None:
+    backend = task_options(periodic={"sync": {"task": "tests.tasksapp.tasks.noop", "every": 60}})
+    now = backend.store.database_now().replace(microsecond=0)
+    task = backend.new_task(add, (1, 2), {})
+    for name in ("sync", "retired"):
+        backend.store.enqueue_tick(task, schedule_name=name, tick=now, window=timedelta(hours=1))
+    (state,) = status_json()["backends"]
+    schedules = {s["schedule"]: s for s in state["schedules"]}
+    sync, retired = schedules["sync"], schedules["retired"]
+    assert (sync["task"], sync["when"], sync["gone"]) == (
+        "tests.tasksapp.tasks.noop",
+        "every 1 minute",
+        False,
+    )
+    assert (sync["last_tick"], sync["last_status"]) == (now.isoformat(), READY)
+    assert sync["next_tick"] > now.isoformat()
+    assert (retired["gone"], retired["next_tick"], retired["last_status"]) == (True, None, READY)
+    _, out, _ = status()
+    assert any(
+        line.startswith("retired") and "gone from settings" in line for line in out.splitlines()
+    )
+
+
+@pytest.mark.django_db
+def test_status_shows_paused_queues(backend: Any) -> None:
+    backend.store.pause_queue("other")
+    assert queues_of(status_json())["other"]["paused"] is True
+    assert queues_of(status_json())["default"]["paused"] is False
+    _, out, _ = status()
+    assert "Paused: other (since " in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError
 
 from conveyor.backend import DatabaseBackend
@@ -9,10 +10,11 @@ from conveyor.backends import NotAConveyorBackend, conveyor_backend, conveyor_ba
 
 
 def database_backend(alias: str) -> DatabaseBackend:
-    """The DatabaseBackend configured as TASKS[alias]; CommandError if there is none."""
+    """The DatabaseBackend configured as TASKS[alias]; CommandError if there is none, or
+    if its OPTIONS are wrong (the one-line message naming the key, without a traceback)."""
     try:
         return conveyor_backend(alias)
-    except NotAConveyorBackend as exc:
+    except (NotAConveyorBackend, ImproperlyConfigured) as exc:
         raise CommandError(str(exc)) from None
 
 

@@ -20,6 +20,7 @@ from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.values import (
     Applied,
     DueCount,
+    LastTick,
     NewTask,
     Outcome,
     QueueCount,
@@ -66,7 +67,8 @@ class Engine(Protocol):
     # -- the worker's cycle ----------------------------------------------------------------
     def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         """Mark up to `limit` due READY tasks RUNNING for this worker, most urgent first
-        (see docs/internals.md for the order); no two workers ever get the same attempt."""
+        (see docs/internals.md for the order); no two workers ever get the same attempt.
+        Tasks of paused queues are left alone (see pause_queue)."""
         ...
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
@@ -146,6 +148,42 @@ class Engine(Protocol):
 
     def delete(self, ids: Iterable[int]) -> Applied:
         """Delete tasks with their attempts, except RUNNING ones (left to their worker)."""
+        ...
+
+    # -- periodic tasks ------------------------------------------------------------------------
+    def enqueue_tick(
+        self, task: NewTask, *, schedule_name: str, tick: datetime, window: timedelta
+    ) -> int | None:
+        """Enqueue `task` for one tick of a schedule unless it already was, by any worker:
+        the tick's marker (unique per backend, schedule and tick) and the task row, recording
+        schedule and tick, are written in one transaction, so exactly one caller ever
+        succeeds. Return the task's id, or None when the tick was taken, or is older than
+        `window` on the database clock (its marker may be pruned). Prunes this schedule's
+        markers older than `window` before the tick."""
+        ...
+
+    def run_schedule(self, task: NewTask, *, schedule_name: str) -> int:
+        """Enqueue `task` for a schedule now, outside its ticks (no marker); return its id."""
+        ...
+
+    def last_ticks(self) -> list[LastTick]:
+        """The newest enqueued tick of every schedule with a marker, by schedule name, with
+        its task's status."""
+        ...
+
+    # -- paused queues ---------------------------------------------------------------------
+    def pause_queue(self, queue_name: str) -> bool:
+        """Stop claims from a queue of this backend, in every process within a second (at
+        once where the database notifies); enqueueing goes on, running tasks finish. Report
+        whether it was running (False: already paused)."""
+        ...
+
+    def resume_queue(self, queue_name: str) -> bool:
+        """Let workers claim from a paused queue again; report whether it was paused."""
+        ...
+
+    def paused_queues(self) -> dict[str, datetime]:
+        """The paused queues of this backend, by name, with when each was paused."""
         ...
 
     # -- upkeep ------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from django.db import connections
 
 # The channel the conveyor_task insert trigger notifies (see migration 0002).
 NOTIFY_CHANNEL = "conveyor_tasks"
+# The channel pause and resume notify: the paused set of queues changed.
+QUEUES_CHANNEL = "conveyor_queues"
 # How often a listener looks up from waiting to see whether it should stop.
 POLL_SECONDS = 1.0
 
@@ -16,8 +18,9 @@ POLL_SECONDS = 1.0
 class PostgreSQLNotifications:
     """LISTEN on this thread's own connection to the database alias."""
 
-    def __init__(self, using: str) -> None:
+    def __init__(self, using: str, *, on_queues_changed: Callable[[], None]) -> None:
         self.using = using
+        self.on_queues_changed = on_queues_changed
 
     def listen(self, wake: Callable[[], None], stopping: threading.Event) -> None:
         connection = connections[self.using]
@@ -26,9 +29,12 @@ class PostgreSQLNotifications:
             connection.set_autocommit(True)
             raw = connection.connection
             raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            raw.execute(f"LISTEN {QUEUES_CHANNEL}")
             wake()  # whatever arrived before LISTEN took effect
             while not stopping.is_set():
-                for _ in raw.notifies(timeout=POLL_SECONDS, stop_after=1):
+                for notification in raw.notifies(timeout=POLL_SECONDS, stop_after=1):
+                    if notification.channel == QUEUES_CHANNEL:
+                        self.on_queues_changed()
                     wake()
         finally:
             connection.close()

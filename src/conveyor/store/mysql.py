@@ -30,6 +30,11 @@ SET status = 'RUNNING', worker_id = %s, attempt_count = attempt_count + 1,
 WHERE id IN ({ids})
 """
 
+# Claim a tick (see conveyor.store.schedules): a duplicate marker is ignored, not an error.
+INSERT_TICK_SQL = (
+    "INSERT IGNORE INTO {tick} (backend_name, schedule_name, tick) VALUES (%s, %s, %s)"
+)
+
 # ER_LOCK_DEADLOCK and ER_LOCK_WAIT_TIMEOUT: the transaction was rolled back; run it again.
 TRANSIENT_ERROR_CODES = frozenset({1213, 1205})
 
@@ -37,6 +42,7 @@ TRANSIENT_ERROR_CODES = frozenset({1213, 1205})
 class MySQLEngine(PortableEngine):
     vendor = "mysql"
     now_sql = NOW
+    insert_tick_sql = INSERT_TICK_SQL
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         queue_sql, queue_params = queues.as_sql()

@@ -12,7 +12,7 @@ from django.db.backends.utils import CursorWrapper
 
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store.engine import WakeupSource
-from conveyor.store.listen import NOTIFY_CHANNEL, PostgreSQLNotifications
+from conveyor.store.listen import NOTIFY_CHANNEL, QUEUES_CHANNEL, PostgreSQLNotifications
 from conveyor.store.portable import PortableEngine
 from conveyor.store.transitions import READY, SUCCESSFUL, log_lost_fence
 from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
@@ -180,12 +180,18 @@ class PostgreSQLEngine(PortableEngine):
         return written
 
     def wakeup_source(self) -> WakeupSource:
-        return PostgreSQLNotifications(self.using)
+        return PostgreSQLNotifications(self.using, on_queues_changed=self.forget_paused)
 
     def wake_workers(self) -> None:
         # Inserts notify through the conveyor_task trigger; this is for other changes.
         with self.connection.cursor() as cursor:
             cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+    def queues_changed(self) -> None:
+        # Listening workers forget their paused set and claim again (see store/paused.py).
+        super().queues_changed()
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {QUEUES_CHANNEL}")
 
     def is_transient(self, exc: DatabaseError) -> bool:
         return getattr(exc.__cause__, "sqlstate", None) in TRANSIENT_SQLSTATES

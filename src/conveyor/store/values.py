@@ -131,6 +131,17 @@ class QueueCount:
 
 
 @dataclass(frozen=True, slots=True)
+class LastTick:
+    """The newest enqueued tick of a schedule, its task, and the task's status (None: the
+    task is gone, deleted by retention or by hand)."""
+
+    schedule_name: str
+    tick: datetime
+    task_id: int | None
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class DueCount:
     """Due READY tasks of one queue, and how long the oldest has waited."""
 

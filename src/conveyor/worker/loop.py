@@ -30,6 +30,7 @@ from conveyor.worker.listener import Listener
 from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeBuffer
 from conveyor.worker.pool import ExecutionPool
+from conveyor.worker.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class WorkerParts:
     heartbeat: Heartbeat
     maintenance: Maintenance
     listener: Listener | None
+    scheduler: Scheduler | None = None
     outage_backoff: Backoff = OUTAGE_BACKOFF
 
 
@@ -105,6 +107,8 @@ class Worker:
         self.parts.maintenance.start()
         if self.parts.listener is not None:
             self.parts.listener.start()
+        if self.parts.scheduler is not None:
+            self.parts.scheduler.start()
         logger.info(
             "Worker=%s started backend=%s queues=%s concurrency=%d",
             self.identity.worker_id,
@@ -252,6 +256,8 @@ class Worker:
         logger.error("Could not record interrupted tasks; recovery will take them back")
 
     def _shut_down(self, *, clean: bool) -> None:
+        if self.parts.scheduler is not None:
+            self.parts.scheduler.stop()
         if self.parts.listener is not None:
             self.parts.listener.stop()
         self.parts.maintenance.stop()

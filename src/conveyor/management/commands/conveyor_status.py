@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from argparse import ArgumentParser, RawDescriptionHelpFormatter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from django.core.management import BaseCommand, CommandError
@@ -16,7 +16,14 @@ from conveyor.failures import first_line
 from conveyor.management.arguments import duration
 from conveyor.management.backends import database_backends
 from conveyor.readiness import NotMigrated, require_migrated
-from conveyor.status import BackendState, as_json, backend_state, human_duration, problems
+from conveyor.status import (
+    BackendState,
+    ScheduleState,
+    as_json,
+    backend_state,
+    human_duration,
+    problems,
+)
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
@@ -26,7 +33,9 @@ HELP = """\
 Show, per backend and queue, how many tasks are in each status, how long the oldest due
 READY task has waited, how many tasks finished and failed in the last minute and hour, and
 which workers are live or dead. Ages are judged on the database clock; a worker is live when
-its last heartbeat is within the backend's worker_timeout.
+its last heartbeat is within the backend's worker_timeout. Paused queues are listed, and
+so are the schedules of OPTIONS['periodic'] (and those gone from it that left ticks) with
+their last tick, its task's status, and their next tick.
 
 --check turns the command into a health probe for containers and monitoring. It exits 0 and
 prints "OK" when healthy, and exits 1 with a one-line reason on stderr when:
@@ -146,6 +155,7 @@ QUEUE_COLUMNS = (
     "LIVE WORKERS",
     "DEAD WORKERS",
 )
+SCHEDULE_COLUMNS = ("SCHEDULE", "TASK", "WHEN", "LAST TICK", "LAST STATUS", "NEXT TICK")
 WORKER_COLUMNS = ("WORKER", "HOST", "PID", "QUEUES", "STARTED", "LAST HEARTBEAT", "STATE")
 
 
@@ -172,7 +182,12 @@ def render(state: BackendState) -> str:
         for q in state.queues
     ]
     lines += table(QUEUE_COLUMNS, rows) if rows else ["No queues and no tasks."]
+    paused = [q for q in state.queues if q.paused_since is not None]
+    lines += [f"Paused: {q.queue} (since {q.paused_since:%Y-%m-%d %H:%M:%S})" for q in paused]
     lines.append("")
+    if state.schedules:
+        lines += table(SCHEDULE_COLUMNS, [schedule_row(s) for s in state.schedules])
+        lines.append("")
     workers = [
         [
             w.worker_id,
@@ -188,6 +203,23 @@ def render(state: BackendState) -> str:
     lines += table(WORKER_COLUMNS, workers) if workers else ["No workers registered."]
     lines.append("")
     return "\n".join(lines)
+
+
+def schedule_row(schedule: ScheduleState) -> list[str]:
+    """A schedule's row: a gone one says so where its timing was."""
+
+    def moment(value: datetime | None) -> str:
+        return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+    status = schedule.last_status or ("-" if schedule.last_tick is None else "deleted")
+    return [
+        schedule.name,
+        schedule.task_path or "-",
+        "gone from settings" if schedule.when is None else schedule.when,
+        moment(schedule.last_tick),
+        status,
+        moment(schedule.next_tick),
+    ]
 
 
 def served(queues: list[str], excluded: list[str]) -> str:

@@ -15,17 +15,21 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError
 
+from conveyor.backend import DatabaseBackend
 from conveyor.backoff import Backoff
 from conveyor.columns import WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import WorkerIdInUse
 from conveyor.failures import first_line
 from conveyor.management.arguments import milliseconds, positive_int, seconds
 from conveyor.management.backends import database_backend
+from conveyor.periodic import scheduled_tasks
 from conveyor.readiness import NotMigrated, require_migrated
+from conveyor.schedules import ScheduleError
 from conveyor.store import QueueFilter
 from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
+from conveyor.worker.scheduler import Planned
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
 logger = logging.getLogger("conveyor.worker")
@@ -115,6 +119,12 @@ class Command(BaseCommand):
             "(default: 1000).",
         )
         parser.add_argument(
+            "--no-schedule",
+            action="store_true",
+            help="Do not enqueue the ticks of OPTIONS['periodic'] schedules (by default every "
+            "worker does, and each tick is enqueued once however many do).",
+        )
+        parser.add_argument(
             "--shutdown-timeout",
             type=seconds,
             default=timedelta(seconds=30),
@@ -134,7 +144,10 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         check_when_reachable(self)
         check_migrated(backend.store.using)
-        worker = build_worker(backend.store, identity, settings)
+        # A oneshot run only drains what is due; it enqueues no ticks.
+        scheduling = not options["no_schedule"] and not options["oneshot"]
+        planned = planned_schedules(backend) if scheduling else {}
+        worker = build_worker(backend.store, identity, settings, planned)
         install_signal_handlers(worker)
         try:
             status = worker.run()
@@ -166,6 +179,18 @@ class Command(BaseCommand):
             oneshot=options["oneshot"],
             shutdown_timeout=options["shutdown_timeout"],
         )
+
+
+def planned_schedules(backend: DatabaseBackend) -> dict[str, Planned]:
+    """The backend's schedules with the row each tick inserts (the system checks have
+    already refused schedules whose task does not resolve)."""
+    try:
+        tasks = scheduled_tasks(backend)
+    except ScheduleError as exc:
+        raise CommandError(str(exc)) from None
+    return {
+        name: Planned(schedule, tasks[name]) for name, schedule in backend.config.periodic.items()
+    }
 
 
 def check_when_reachable(command: BaseCommand) -> None:
