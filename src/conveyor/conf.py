@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from conveyor import durations
+from conveyor import durations, task_options
 
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_BACKOFF_FACTOR = 2.0
@@ -17,21 +17,35 @@ DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=10)
 DEFAULT_WORKER_TIMEOUT = timedelta(seconds=60)
 
 _OPTION_KEYS = frozenset(
-    {"max_attempts", "backoff_factor", "queues", "purge", "heartbeat_interval", "worker_timeout"}
+    {
+        "max_attempts",
+        "backoff_factor",
+        "backoff",
+        "timeout",
+        "queues",
+        "purge",
+        "heartbeat_interval",
+        "worker_timeout",
+    }
 )
-_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor"})
+_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor", "backoff", "timeout"})
 _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often a queue's tasks are attempted, and how long a retry waits."""
+    """How a queue's tasks are attempted: how often, how long a retry waits (`backoff`, a
+    callable `(exception, task_result)`, or else `backoff_factor ** attempts` seconds), and
+    how long one attempt may run (`timeout`, None: as long as it takes)."""
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_factor: float = DEFAULT_BACKOFF_FACTOR
+    backoff: Callable[..., Any] | None = None
+    timeout: timedelta | None = None
 
     def retry_delay(self, attempts: int) -> timedelta | None:
-        """Return how long to wait after `attempts` failed attempts, or None to give up."""
+        """Return how long to wait after `attempts` failed attempts by `backoff_factor`, or
+        None to give up."""
         if attempts >= self.max_attempts:
             return None
         return timedelta(seconds=self.backoff_factor**attempts)
@@ -99,12 +113,29 @@ class _Parser:
         except ValueError as exc:
             raise self.error(where, str(exc)) from exc
 
+    def task_option(self, where: str, key: str, value: object) -> Any:
+        """A value that @task also takes, checked by the task option's own parser."""
+        try:
+            return task_options.OPTION_PARSERS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise self.error(where, f"{key} {exc}") from None
+
     def policy(self, where: str, value: Mapping[str, Any], base: RetryPolicy) -> RetryPolicy:
+        # A queue that sets its own backoff_factor means it: an inherited backoff callable
+        # does not override it.
+        backoff = None if "backoff_factor" in value else base.backoff
+        if "backoff" in value:
+            backoff = self.task_option(where, "backoff", value["backoff"])
+        timeout = base.timeout
+        if "timeout" in value:
+            timeout = self.task_option(where, "timeout", value["timeout"])
         return RetryPolicy(
             max_attempts=self.max_attempts(where, value.get("max_attempts", base.max_attempts)),
             backoff_factor=self.backoff_factor(
                 where, value.get("backoff_factor", base.backoff_factor)
             ),
+            backoff=backoff,
+            timeout=timeout,
         )
 
     def queue_policies(

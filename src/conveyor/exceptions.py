@@ -19,7 +19,15 @@ class WorkerInterrupted(ConveyorError):
 
 
 class TaskCancelled(ConveyorError):
-    """The task was cancelled before it ran."""
+    """The task was cancelled."""
+
+
+class TaskTimeout(ConveyorError):
+    """The task ran longer than its timeout."""
+
+
+class RetryPolicyError(ConveyorError):
+    """The task's retry policy failed, so the task is not retried."""
 
 
 class MalformedTask(ConveyorError):

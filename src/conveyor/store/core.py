@@ -22,6 +22,7 @@ from conveyor.conf import BackendOptions
 from conveyor.models import TaskRecord, TaskRecordQuerySet
 from conveyor.store.engine import WakeupSource
 from conveyor.store.rows import RowReader
+from conveyor.store.values import Decision, Outcome, RetryDecider
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,18 @@ class EngineCore:
     # The placeholder of a JSON value (PostgreSQL casts the text to jsonb).
     json_placeholder: ClassVar[str] = "%s"
 
-    def __init__(self, *, backend_name: str, options: BackendOptions, using: str) -> None:
+    def __init__(
+        self,
+        *,
+        backend_name: str,
+        options: BackendOptions,
+        using: str,
+        decider: RetryDecider | None = None,
+    ) -> None:
         self.backend_name = backend_name
         self.options = options
         self.using = using
+        self.decider: RetryDecider = decider or queue_decider(options)
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -102,3 +111,14 @@ class EngineCore:
     def wakeup_source(self) -> WakeupSource | None:
         """None: without notifications, idle workers poll."""
         return None
+
+
+def queue_decider(options: BackendOptions) -> RetryDecider:
+    """Decide by the queue's max_attempts and backoff_factor alone (an engine built without
+    the backend's decider, which also reads each task's options)."""
+
+    def decide(outcome: Outcome) -> Decision:
+        record = outcome.record
+        return Decision(options.policy(record.queue_name).retry_delay(record.attempt_count))
+
+    return decide

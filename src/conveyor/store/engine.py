@@ -24,6 +24,7 @@ from conveyor.store.values import (
     Outcome,
     QueueCount,
     QueueFilter,
+    RetryDecider,
     Written,
 )
 
@@ -43,6 +44,9 @@ class Engine(Protocol):
     backend_name: str
     options: BackendOptions
     using: str
+    # Decides whether a failed attempt is retried and when (the backend's TaskPolicies: the
+    # task's options, then its queue's, then the backend's).
+    decider: RetryDecider
 
     # -- enqueue and results ---------------------------------------------------------------
     def insert(self, tasks: Sequence[NewTask]) -> None:
@@ -74,8 +78,9 @@ class Engine(Protocol):
         ...
 
     def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
-        """Record ended attempts of tasks this worker holds, applying the retry policy; skip
-        (and log) those it no longer holds for that attempt (the fence)."""
+        """Record ended attempts of tasks this worker holds, applying the retry policy (decided
+        by `decider` before the write); skip (and log) those it no longer holds for that
+        attempt (the fence)."""
         ...
 
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -136,14 +136,23 @@ class Transitions(EngineCore):
         if not outcomes:
             return []
         holders = [worker_id] * len(outcomes)
-        return self.retrying(lambda: self.write_outcomes(outcomes, holders))
+        # Decided before the write: a policy is the user's code, kept out of the transaction.
+        decided = [self.decided(outcome) for outcome in outcomes]
+        return self.retrying(lambda: self.write_outcomes(decided, holders))
+
+    def decided(self, outcome: Outcome) -> Outcome:
+        """The outcome with the retry decision of a failure made (by `self.decider`, which
+        the backend gives the engine); a policy's own failure replaces the error."""
+        if outcome.status != FAILED or outcome.decision is not None:
+            return outcome
+        decision = self.decider(outcome)
+        return replace(outcome, decision=decision, error=decision.error or outcome.error)
 
     def decide(self, outcome: Outcome) -> tuple[TaskResultStatus, timedelta | None]:
         """The state an outcome leaves its task in, and the retry's delay (None: final)."""
         if outcome.status != FAILED:
             return outcome.status, None
-        record = outcome.record
-        delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
+        delay = (outcome.decision or self.decider(outcome)).retry_in
         return (FAILED, None) if delay is None else (READY, delay)
 
     def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:

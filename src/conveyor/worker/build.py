@@ -13,11 +13,18 @@ from conveyor.worker.listener import Listener
 from conveyor.worker.loop import Worker, WorkerParts, WorkerSettings
 from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeBuffer
-from conveyor.worker.pool import ExecutionPool
+from conveyor.worker.pool import ExecutionPool, TimeoutOf, no_timeout
 
 
-def build_worker(store: Engine, identity: Identity, settings: WorkerSettings) -> Worker:
-    """A worker for one backend's store, with every part it runs."""
+def build_worker(
+    store: Engine,
+    identity: Identity,
+    settings: WorkerSettings,
+    *,
+    timeout_of: TimeoutOf = no_timeout,
+) -> Worker:
+    """A worker for one backend's store, with every part it runs; `timeout_of` says how long
+    one attempt of a task may run (the backend's policies)."""
     wakeup = threading.Event()
     health = DatabaseHealth()
     outcomes = OutcomeBuffer(on_added=wakeup.set)
@@ -28,7 +35,7 @@ def build_worker(store: Engine, identity: Identity, settings: WorkerSettings) ->
         identity=identity,
         wakeup=wakeup,
         health=health,
-        pool=ExecutionPool(settings.concurrency, outcomes.add),
+        pool=ExecutionPool(settings.concurrency, outcomes.add, timeout_of=timeout_of),
         outcomes=outcomes,
         announcer=announcer,
         heartbeat=Heartbeat(store, identity, settings.queues, health),

@@ -85,6 +85,7 @@ class Worker:
         self._outage_since: float | None = None
         self._outage_failures = 0
         self._claim_uncertain = False
+        self._next_deadline: float | None = None
 
     # -- control ------------------------------------------------------------------------------
 
@@ -159,6 +160,7 @@ class Worker:
         (None when no slot was free or the worker is stopping)."""
         if self._claim_uncertain:
             self._reconcile()
+        self._next_deadline = self.pool.expire()
         if self._stopping_at is not None:
             self.flush(force=True)
             return None
@@ -188,7 +190,14 @@ class Worker:
         return len(records)
 
     def _timeout(self, claimed: int | None) -> float:
-        """How long to wait for a wake-up before the next step."""
+        """How long to wait for a wake-up before the next step (at most until the next
+        task's deadline)."""
+        timeout = self._wait(claimed)
+        if self._next_deadline is not None:
+            return min(timeout, self._next_deadline)
+        return timeout
+
+    def _wait(self, claimed: int | None) -> float:
         if claimed and self.pool.free() > 0:
             self._idle_delay = self.settings.delay_min.total_seconds()
             return 0.0  # the batch was full: more may be due, claim again at once

@@ -1,4 +1,11 @@
-"""Execution slots of one worker: sync tasks on threads, coroutine tasks on one event loop."""
+"""Execution slots of one worker: sync tasks on threads, coroutine tasks on one event loop.
+
+Timeouts: a coroutine is cancelled at its deadline (the runner's asyncio.timeout). A thread
+cannot be stopped from outside, so a sync task past its deadline is recorded as failed with
+TaskTimeout there and then (what the thread returns later is discarded, and refused by the
+store's fence), its thread is counted as stuck, and a new thread takes its slot: the worker
+keeps its full concurrency. A stuck thread that comes back ends.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,36 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connections
 
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome
-from conveyor.worker.runner import is_async, run_async, run_sync
+from conveyor.worker.runner import is_async, run_async, run_sync, timed_out
 
 logger = logging.getLogger(__name__)
 
 Job = tuple[TaskRecord, Sequence[Attempt]]
+# How long one attempt of a task may run (None: as long as it takes).
+TimeoutOf = Callable[[TaskRecord], timedelta | None]
+
+
+def no_timeout(record: TaskRecord) -> timedelta | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """A thread still running a sync task whose attempt was recorded at its deadline."""
+
+    thread: str
+    task_id: int
+    task_path: str
+    since: float  # time.monotonic() of the deadline
 
 
 class ExecutionPool:
@@ -26,14 +52,28 @@ class ExecutionPool:
     them when the pool closes.
     """
 
-    def __init__(self, concurrency: int, on_outcome: Callable[[Outcome], None]) -> None:
+    def __init__(
+        self,
+        concurrency: int,
+        on_outcome: Callable[[Outcome], None],
+        *,
+        timeout_of: TimeoutOf = no_timeout,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.concurrency = concurrency
         self._on_outcome = on_outcome
+        self._timeout_of = timeout_of
+        self._clock = clock
         self._lock = threading.Lock()
         self._running: dict[int, TaskRecord] = {}
+        # Sync tasks with a timeout: id -> (deadline on the clock, timeout in seconds).
+        self._deadlines: dict[int, tuple[float, float]] = {}
+        self._thread_of: dict[int, threading.Thread] = {}
+        self._stuck: dict[threading.Thread, Stuck] = {}
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = 0
 
     def free(self) -> int:
         with self._lock:
@@ -53,54 +93,114 @@ class ExecutionPool:
             if len(self._running) >= self.concurrency:
                 raise RuntimeError("no free execution slot")
             self._running[record.pk] = record
+        timeout = self._timeout_of(record)
+        seconds = None if timeout is None else timeout.total_seconds()
         if is_async(record):
             future = asyncio.run_coroutine_threadsafe(
-                run_async(record, history), self._event_loop()
+                run_async(record, history, timeout=seconds), self._event_loop()
             )
             future.add_done_callback(lambda f: self._done(record, f.result()))
             return
+        if seconds is not None:
+            with self._lock:
+                self._deadlines[record.pk] = (self._clock() + seconds, seconds)
         self._ensure_threads()
         self._jobs.put((record, history))
+
+    def expire(self) -> float | None:
+        """Record the sync tasks past their deadline as TaskTimeout and give their threads'
+        slots to new threads; return the seconds until the next deadline (None: none)."""
+        now = self._clock()
+        expired: list[tuple[TaskRecord, float]] = []
+        with self._lock:
+            for pk, (deadline, seconds) in list(self._deadlines.items()):
+                if deadline > now:
+                    continue
+                del self._deadlines[pk]
+                record = self._running.pop(pk, None)
+                if record is None:
+                    continue
+                expired.append((record, seconds))
+                thread = self._thread_of.get(pk)
+                if thread is not None:
+                    self._stuck[thread] = Stuck(thread.name, pk, record.task_path, now)
+            report = self._on_outcome
+            upcoming = min((d for d, _ in self._deadlines.values()), default=None)
+        for record, seconds in expired:
+            logger.warning(
+                "Task id=%s path=%s ran past its timeout=%gs; recorded as TaskTimeout, "
+                "its thread is stuck (stuck_threads=%d)",
+                record.pk,
+                record.task_path,
+                seconds,
+                len(self.stuck()),
+            )
+            report(timed_out(record, seconds))
+        if expired:
+            self._ensure_threads()
+        return None if upcoming is None else max(upcoming - now, 0.0)
+
+    def stuck(self) -> list[Stuck]:
+        """The threads still running a task recorded at its deadline, longest stuck first."""
+        with self._lock:
+            return sorted(self._stuck.values(), key=lambda s: s.since)
 
     def abandon(self) -> list[TaskRecord]:
         """Stop reporting outcomes of running tasks; return them (for a hard stop)."""
         with self._lock:
             abandoned = list(self._running.values())
             self._running.clear()
+            self._deadlines.clear()
             self._on_outcome = _discard
         return abandoned
 
     def close(self) -> None:
         """Let the threads finish their current task and close their connections."""
-        for _ in self._threads:
+        with self._lock:
+            threads = [t for t in self._threads if t not in self._stuck]
+        for _ in threads:
             self._jobs.put(None)
-        for thread in self._threads:
+        for thread in threads:
             thread.join(timeout=5)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     def _done(self, record: TaskRecord, outcome: Outcome) -> None:
         with self._lock:
+            self._deadlines.pop(record.pk, None)
             if self._running.pop(record.pk, None) is None:
-                return  # abandoned by a hard stop
+                return  # abandoned by a hard stop, or recorded at its deadline
             report = self._on_outcome
         report(outcome)
 
     def _ensure_threads(self) -> None:
-        while len(self._threads) < self.concurrency:
-            thread = threading.Thread(
-                target=self._thread_main,
-                name=f"conveyor-task-{len(self._threads) + 1}",
-                daemon=True,
-            )
-            thread.start()
-            self._threads.append(thread)
+        with self._lock:
+            missing = self.concurrency + len(self._stuck) - len(self._threads)
+            for _ in range(missing):
+                self._started += 1
+                thread = threading.Thread(
+                    target=self._thread_main, name=f"conveyor-task-{self._started}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
     def _thread_main(self) -> None:
+        me = threading.current_thread()
         try:
             while (job := self._jobs.get()) is not None:
                 record, history = job
+                with self._lock:
+                    self._thread_of[record.pk] = me
                 self._done(record, run_sync(record, history))
+                with self._lock:
+                    self._thread_of.pop(record.pk, None)
+                    if self._stuck.pop(me, None) is not None:
+                        # Back from a task recorded at its deadline: its slot has a new thread.
+                        logger.warning(
+                            "Stuck thread %s came back from task id=%s", me.name, record.pk
+                        )
+                        self._threads.remove(me)
+                        return
         finally:
             connections.close_all()
 

@@ -134,7 +134,9 @@ class Command(BaseCommand):
         configure_logging(options["verbosity"])
         check_when_reachable(self)
         check_migrated(backend.store.using)
-        worker = build_worker(backend.store, identity, settings)
+        worker = build_worker(
+            backend.store, identity, settings, timeout_of=backend.policies.timeout
+        )
         install_signal_handlers(worker)
         try:
             status = worker.run()
