@@ -96,7 +96,7 @@ def failed_result(outcome: Outcome) -> AnyResult:
     result: AnyResult | None = outcome.result
     if result is None:
         task: AnyTask = import_task(outcome.record.task_path)
-        result = build_result(outcome.record, [], task=task)
+        result = build_result(outcome.record, outcome.history or [], task=task)
     errors = [*result.errors, outcome.error] if outcome.error else list(result.errors)
     return replace(result, status=TaskResultStatus.FAILED, errors=errors)
 

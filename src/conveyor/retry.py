@@ -21,6 +21,8 @@ from typing import Any
 from conveyor import durations
 
 type Backoff = Callable[[BaseException, Any], float | timedelta | None]
+# A back-off that always retries, after this many seconds.
+type Delay = Callable[[BaseException, Any], float]
 
 
 def seconds(value: float | timedelta | str) -> float:
@@ -38,7 +40,7 @@ def exponential(
     factor: float = 2,
     cap: float | timedelta | str = timedelta(hours=1),
     jitter: bool = True,
-) -> Backoff:
+) -> Delay:
     """Wait `first`, then `factor` times longer after each failure, at most `cap`; with
     `jitter` (full jitter), a random delay between zero and that, so tasks that failed
     together do not all come back at the same moment."""
@@ -55,7 +57,7 @@ def exponential(
     return backoff
 
 
-def constant(delay: float | timedelta | str) -> Backoff:
+def constant(delay: float | timedelta | str) -> Delay:
     """Wait the same `delay` after every failure."""
     delay_s = seconds(delay)
 
@@ -67,7 +69,7 @@ def constant(delay: float | timedelta | str) -> Backoff:
 
 def linear(
     step: float | timedelta | str, *, cap: float | timedelta | str = timedelta(hours=1)
-) -> Backoff:
+) -> Delay:
     """Wait `step` after the first failure, two steps after the second, ... at most `cap`."""
     step_s, cap_s = seconds(step), seconds(cap)
 
@@ -95,4 +97,4 @@ def only_on(*exception_types: type[BaseException], backoff: Backoff | None = Non
     return retry_only_on
 
 
-__all__ = ["Backoff", "constant", "exponential", "linear", "only_on"]
+__all__ = ["Backoff", "Delay", "constant", "exponential", "linear", "only_on"]

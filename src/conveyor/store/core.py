@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from functools import cached_property
@@ -19,7 +19,7 @@ from django.db.models.sql import Query
 
 from conveyor.backoff import Backoff
 from conveyor.conf import BackendOptions
-from conveyor.models import TaskRecord, TaskRecordQuerySet
+from conveyor.models import Attempt, TaskRecord, TaskRecordQuerySet
 from conveyor.store.engine import WakeupSource
 from conveyor.store.rows import RowReader
 from conveyor.store.values import Decision, Outcome, RetryDecider
@@ -92,6 +92,10 @@ class EngineCore:
                 logger.debug("Lock conflict, retrying in %.3fs: %s", delay, exc)
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def histories(self, ids: Iterable[int]) -> dict[int, list[Attempt]]:
+        """See Engine.histories() (reads.py)."""
+        raise NotImplementedError
 
     def database_now(self) -> datetime:
         """Read the database's clock."""

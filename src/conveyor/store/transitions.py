@@ -145,6 +145,11 @@ class Transitions(EngineCore):
         the backend gives the engine); a policy's own failure replaces the error."""
         if outcome.status != FAILED or outcome.decision is not None:
             return outcome
+        record = outcome.record
+        earlier = record.attempt_count > 1 or record.started_at != record.last_attempted_at
+        if outcome.result is None and outcome.history is None and earlier:
+            # The policy's task_result counts attempts: read those that came before.
+            outcome = replace(outcome, history=self.histories([record.pk]).get(record.pk, []))
         decision = self.decider(outcome)
         return replace(outcome, decision=decision, error=decision.error or outcome.error)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
-from conveyor.models import TaskRecord
+from conveyor.models import Attempt, TaskRecord
 from conveyor.store.statements import placeholders
 
 
@@ -106,7 +106,8 @@ class Outcome:
     `exception` is the exception itself when this process saw it; it is not stored, but lets
     task_finished receivers read it from sys.exc_info(), as Django's contract promises.
     `result` is the TaskResult the runner built before the attempt (the retry policy's
-    `task_result`), and `decision` the retry decision once the store has made it.
+    `task_result`); without one, the store adds the task's earlier attempts as `history`
+    for the policy. `decision` is the retry decision once the store has made it.
     """
 
     record: TaskRecord
@@ -115,6 +116,7 @@ class Outcome:
     error: TaskError | None = None
     exception: BaseException | None = field(default=None, compare=False, repr=False)
     result: Any = field(default=None, compare=False, repr=False)
+    history: Sequence[Attempt] | None = field(default=None, compare=False, repr=False)
     decision: Decision | None = None
 
 
