@@ -13,6 +13,7 @@ from conveyor import durations, task_options
 
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_BACKOFF_FACTOR = 2.0
+DEFAULT_MAX_SNOOZES = 100
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=10)
 DEFAULT_WORKER_TIMEOUT = timedelta(seconds=60)
 
@@ -22,13 +23,14 @@ _OPTION_KEYS = frozenset(
         "backoff_factor",
         "backoff",
         "timeout",
+        "max_snoozes",
         "queues",
         "purge",
         "heartbeat_interval",
         "worker_timeout",
     }
 )
-_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor", "backoff", "timeout"})
+_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor", "backoff", "timeout", "max_snoozes"})
 _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
 
 
@@ -36,12 +38,14 @@ _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
 class RetryPolicy:
     """How a queue's tasks are attempted: how often, how long a retry waits (`backoff`, a
     callable `(exception, task_result)`, or else `backoff_factor ** attempts` seconds), and
-    how long one attempt may run (`timeout`, None: as long as it takes)."""
+    how long one attempt may run (`timeout`, None: as long as it takes), and how often a
+    task may snooze (conveyor.Snooze) before a snooze counts as a failure (`max_snoozes`)."""
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_factor: float = DEFAULT_BACKOFF_FACTOR
     backoff: Callable[..., Any] | None = None
     timeout: timedelta | None = None
+    max_snoozes: int = DEFAULT_MAX_SNOOZES
 
     def retry_delay(self, attempts: int) -> timedelta | None:
         """Return how long to wait after `attempts` failed attempts by `backoff_factor`, or
@@ -102,6 +106,11 @@ class _Parser:
             raise self.error(where, f"max_attempts must be an integer >= 1, got {value!r}")
         return value
 
+    def max_snoozes(self, where: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(where, f"max_snoozes must be an integer >= 0, got {value!r}")
+        return value
+
     def backoff_factor(self, where: str, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise self.error(where, f"backoff_factor must be a number >= 0, got {value!r}")
@@ -136,6 +145,7 @@ class _Parser:
             ),
             backoff=backoff,
             timeout=timeout,
+            max_snoozes=self.max_snoozes(where, value.get("max_snoozes", base.max_snoozes)),
         )
 
     def queue_policies(

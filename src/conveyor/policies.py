@@ -59,13 +59,12 @@ class TaskPolicies:
         record = outcome.record
         if outcome.error is not None and outcome.error.exception_class_path in FINAL_ERRORS:
             return Decision(None)
-        if record.attempt_count >= self.max_attempts(record):
+        failures = record.attempt_count - record.snoozes  # a snooze is not a failure
+        if failures >= self.max_attempts(record):
             return Decision(None)
         backoff = task_option(record.task_path, "backoff") or self.queue(record).backoff
         if backoff is None:
-            return Decision(
-                timedelta(seconds=self.queue(record).backoff_factor ** record.attempt_count)
-            )
+            return Decision(timedelta(seconds=self.queue(record).backoff_factor ** failures))
         try:
             answer = backoff(exception_of(outcome), failed_result(outcome))
             return Decision(as_delay(answer))

@@ -47,6 +47,8 @@ class Actions(EngineCore):
             change=lambda now: {
                 "status": READY,
                 "attempt_count": 0,
+                "snoozes": 0,
+                "cancel_requested_by": "",
                 "available_after": Now(),
                 "finished_at": None,
                 "return_value": None,

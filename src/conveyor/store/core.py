@@ -123,6 +123,7 @@ def queue_decider(options: BackendOptions) -> RetryDecider:
 
     def decide(outcome: Outcome) -> Decision:
         record = outcome.record
-        return Decision(options.policy(record.queue_name).retry_delay(record.attempt_count))
+        failures = record.attempt_count - record.snoozes
+        return Decision(options.policy(record.queue_name).retry_delay(failures))
 
     return decide

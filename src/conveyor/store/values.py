@@ -107,7 +107,9 @@ class Outcome:
     task_finished receivers read it from sys.exc_info(), as Django's contract promises.
     `result` is the TaskResult the runner built before the attempt (the retry policy's
     `task_result`); without one, the store adds the task's earlier attempts as `history`
-    for the policy. `decision` is the retry decision once the store has made it.
+    for the policy. `decision` is the retry decision once the store has made it. `snooze`
+    is set when the task raised conveyor.Snooze: it runs again after that delay, and the
+    attempt is recorded as SNOOZED, not as a failure.
     """
 
     record: TaskRecord
@@ -118,6 +120,15 @@ class Outcome:
     result: Any = field(default=None, compare=False, repr=False)
     history: Sequence[Attempt] | None = field(default=None, compare=False, repr=False)
     decision: Decision | None = None
+    snooze: timedelta | None = None
+
+    @property
+    def attempt_status(self) -> str:
+        """The status of the Attempt row this outcome writes."""
+        return SNOOZED if self.snooze is not None else str(self.status)
+
+
+SNOOZED = "SNOOZED"
 
 
 # Decides the fate of a FAILED outcome; the backend hands the store one that reads each

@@ -13,7 +13,7 @@ from django.tasks import TaskContext, TaskResultStatus
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
-from conveyor.exceptions import MalformedTask, TaskTimeout
+from conveyor.exceptions import MalformedTask, Snooze, TaskTimeout
 from conveyor.failures import error_from_exception, error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
@@ -57,6 +57,8 @@ def run_sync(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
         prepared.started()
         args, kwargs = prepared.call_arguments()
         return prepared.succeeded(prepared.task.call(*args, **kwargs))
+    except Snooze as snooze:
+        return snoozed(record, snooze, prepared)
     except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
         return failed(record, exc, prepared)
     finally:
@@ -82,8 +84,20 @@ async def run_async(
                 raise  # the task's own TimeoutError
             raise TaskTimeout(timeout_message(timeout or 0)) from exc
         return prepared.succeeded(value)
+    except Snooze as snooze:
+        return snoozed(record, snooze, prepared)
     except BaseException as exc:  # noqa: BLE001 - as in run_sync
         return failed(record, exc, prepared)
+
+
+def snoozed(record: TaskRecord, snooze: Snooze, prepared: Prepared | None) -> Outcome:
+    """The task asked to run again after a delay: not a failure."""
+    return Outcome(
+        record,
+        TaskResultStatus.READY,
+        snooze=snooze.delay,
+        result=None if prepared is None else prepared.result,
+    )
 
 
 def timeout_message(seconds: float) -> str:
