@@ -120,8 +120,12 @@ class TestReport:
         assert "OLDEST DUE" in header
         default = next(line for line in lines if line.startswith("default "))
         assert default.split()[:3] == ["default", "3", "2"]
-        assert any(line.startswith("live ") and line.endswith("live") for line in lines)
-        assert any(line.startswith("dead ") and line.endswith("dead") for line in lines)
+        assert any(
+            line.startswith("live ") and line.split()[-2:] == ["live", "0"] for line in lines
+        )
+        assert any(
+            line.startswith("dead ") and line.split()[-2:] == ["dead", "0"] for line in lines
+        )
 
     def test_a_queue_outside_settings_is_reported_too(self, db: None) -> None:
         enqueue(queue_name="retired")

@@ -57,10 +57,18 @@ RUN_NOW = Operation(
 )
 CANCEL = Operation(
     done="Cancelled",
-    refusal="only READY tasks can be cancelled",
+    refusal="only READY and RUNNING tasks can be cancelled",
     change_message="Cancelled: READY -> FAILED with TaskCancelled",
     apply=lambda store, ids, request: store.cancel(
         ids, cancelled_by=f"admin:{request.user.get_username()}"
+    ),
+)
+STOP = Operation(
+    done="Asked the workers to stop",
+    refusal="only READY and RUNNING tasks can be cancelled",
+    change_message="Cancel requested: its worker stops the running task",
+    apply=lambda store, ids, request: store.request_cancel(
+        ids, requested_by=f"admin:{request.user.get_username()}"
     ),
 )
 
@@ -121,6 +129,8 @@ def applicable_actions(record: TaskRecord, now: datetime) -> list[str]:
         return ["retry"]
     if record.status == READY:
         return ["run_now", "cancel"] if record.available_after > now else ["cancel"]
+    if record.status == RUNNING and not record.cancel_requested_by:
+        return ["cancel"]
     return []
 
 
@@ -464,12 +474,15 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         perform(request, queryset, RUN_NOW)
 
     @admin.action(
-        description="Cancel (ready tasks; they end failed)",
+        description="Cancel (ready tasks end failed; running ones are stopped by their worker)",
         permissions=["change"],
         location=BOTH_PLACES,
     )
     def cancel(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        perform(request, queryset, CANCEL)
+        # Running tasks first: a READY task claimed meanwhile is then refused by both steps,
+        # never cancelled twice.
+        stopping = perform(request, queryset.filter(status=RUNNING), STOP, quiet_refusals=True)
+        perform(request, queryset.exclude(status=RUNNING), CANCEL, changed_before=stopping)
 
     @admin.action(description="Delete selected tasks", permissions=["delete"])
     def delete_selected(

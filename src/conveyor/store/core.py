@@ -116,6 +116,10 @@ class EngineCore:
         """None: without notifications, idle workers poll."""
         return None
 
+    def cancel_source(self) -> WakeupSource | None:
+        """None: without notifications, workers read cancel requests with their heartbeat."""
+        return None
+
 
 def queue_decider(options: BackendOptions) -> RetryDecider:
     """Decide by the queue's max_attempts and backoff_factor alone (an engine built without

@@ -96,6 +96,15 @@ class Engine(Protocol):
         """Wake idle workers now, where the database can (no-op elsewhere)."""
         ...
 
+    def cancel_requests(self, worker_id: str) -> dict[int, str]:
+        """The RUNNING tasks this worker holds whose cancel was requested, and by whom."""
+        ...
+
+    def cancel_source(self) -> WakeupSource | None:
+        """What tells a worker at once that a cancel was requested (its `wake` is called),
+        or None: the worker reads cancel_requests() every heartbeat interval."""
+        ...
+
     def reset_connection(self) -> None:
         """Drop this thread's connection, after an error left it unusable."""
         ...
@@ -116,6 +125,11 @@ class Engine(Protocol):
 
     def heartbeat(self, worker_id: str) -> bool:
         """Record that the worker is alive; False if its row is gone (declared dead)."""
+        ...
+
+    def report_stuck(self, worker_id: str, stuck_threads: int) -> None:
+        """Record how many of the worker's threads still run a task recorded at its timeout
+        (conveyor_status shows them; --check fails past a threshold)."""
         ...
 
     def deregister_worker(self, worker_id: str) -> None:
@@ -147,6 +161,13 @@ class Engine(Protocol):
 
     def cancel(self, ids: Iterable[int], *, cancelled_by: str) -> Applied:
         """READY -> FAILED, recorded as an attempt that failed with TaskCancelled."""
+        ...
+
+    def request_cancel(self, ids: Iterable[int], *, requested_by: str) -> Applied:
+        """Mark RUNNING tasks for their worker to stop, and tell workers where the database
+        can (PostgreSQL: NOTIFY). The task's running attempt then decides: a success stands;
+        a failure, a snooze, a timeout or a lost worker ends the task FAILED with
+        TaskCancelled (never retried). Refuses tasks that are not RUNNING."""
         ...
 
     def delete(self, ids: Iterable[int]) -> Applied:

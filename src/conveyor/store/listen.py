@@ -1,4 +1,5 @@
-"""PostgreSQL's wake-up source: LISTEN on the channel that conveyor_task's trigger notifies."""
+"""PostgreSQL's wake-up sources: LISTEN on the channel that conveyor_task's trigger notifies,
+and on the one that a cancel request notifies."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.db import connections
 
 # The channel the conveyor_task insert trigger notifies (see migration 0002).
 NOTIFY_CHANNEL = "conveyor_tasks"
+# The channel a cancel request of a running task notifies (Engine.request_cancel).
+CANCEL_CHANNEL = "conveyor_cancel"
 # How often a listener looks up from waiting to see whether it should stop.
 POLL_SECONDS = 1.0
 
@@ -16,8 +19,9 @@ POLL_SECONDS = 1.0
 class PostgreSQLNotifications:
     """LISTEN on this thread's own connection to the database alias."""
 
-    def __init__(self, using: str) -> None:
+    def __init__(self, using: str, channel: str = NOTIFY_CHANNEL) -> None:
         self.using = using
+        self.channel = channel
 
     def listen(self, wake: Callable[[], None], stopping: threading.Event) -> None:
         connection = connections[self.using]
@@ -25,7 +29,7 @@ class PostgreSQLNotifications:
             connection.ensure_connection()
             connection.set_autocommit(True)
             raw = connection.connection
-            raw.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            raw.execute(f"LISTEN {self.channel}")
             wake()  # whatever arrived before LISTEN took effect
             while not stopping.is_set():
                 for _ in raw.notifies(timeout=POLL_SECONDS, stop_after=1):

@@ -12,7 +12,7 @@ from django.db.backends.utils import CursorWrapper
 
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store.engine import WakeupSource
-from conveyor.store.listen import NOTIFY_CHANNEL, PostgreSQLNotifications
+from conveyor.store.listen import CANCEL_CHANNEL, NOTIFY_CHANNEL, PostgreSQLNotifications
 from conveyor.store.portable import PortableEngine
 from conveyor.store.transitions import (
     FAILED,
@@ -199,6 +199,13 @@ class PostgreSQLEngine(PortableEngine):
 
     def wakeup_source(self) -> WakeupSource:
         return PostgreSQLNotifications(self.using)
+
+    def cancel_source(self) -> WakeupSource:
+        return PostgreSQLNotifications(self.using, CANCEL_CHANNEL)
+
+    def notify_cancel(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {CANCEL_CHANNEL}")
 
     def wake_workers(self) -> None:
         # Inserts notify through the conveyor_task trigger; this is for other changes.

@@ -23,6 +23,7 @@ from conveyor.failures import error_from_message, first_line
 from conveyor.results import has_history
 from conveyor.store import Engine, Outcome, QueueFilter
 from conveyor.worker.announce import Announcer
+from conveyor.worker.cancels import CancelWatch
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.identity import Identity
@@ -30,6 +31,7 @@ from conveyor.worker.listener import Listener
 from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeBuffer
 from conveyor.worker.pool import ExecutionPool
+from conveyor.worker.service import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class WorkerParts:
     heartbeat: Heartbeat
     maintenance: Maintenance
     listener: Listener | None
+    cancels: CancelWatch | None = None
+    cancel_listener: Listener | None = None
     outage_backoff: Backoff = OUTAGE_BACKOFF
 
 
@@ -104,8 +108,8 @@ class Worker:
         if not self._register():
             return EXIT_OK  # stopped before the database could be reached
         self.parts.maintenance.start()
-        if self.parts.listener is not None:
-            self.parts.listener.start()
+        for thread in self._background():
+            thread.start()
         logger.info(
             "Worker=%s started backend=%s queues=%s concurrency=%d",
             self.identity.worker_id,
@@ -260,9 +264,15 @@ class Worker:
                 return
         logger.error("Could not record interrupted tasks; recovery will take them back")
 
+    def _background(self) -> list[BackgroundThread]:
+        """The optional background threads: listeners and the cancel watch."""
+        parts = self.parts
+        found = [parts.listener, parts.cancels, parts.cancel_listener]
+        return [thread for thread in found if thread is not None]
+
     def _shut_down(self, *, clean: bool) -> None:
-        if self.parts.listener is not None:
-            self.parts.listener.stop()
+        for thread in self._background():
+            thread.stop()
         self.parts.maintenance.stop()
         if clean:
             self.pool.close()

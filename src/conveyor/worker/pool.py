@@ -1,10 +1,16 @@
-"""Execution slots of one worker: sync tasks on threads, coroutine tasks on one event loop.
+"""Execution slots of one worker: sync tasks on threads (or, with process isolation, in a
+child process per slot), coroutine tasks on one event loop.
 
 Timeouts: a coroutine is cancelled at its deadline (the runner's asyncio.timeout). A thread
 cannot be stopped from outside, so a sync task past its deadline is recorded as failed with
 TaskTimeout there and then (what the thread returns later is discarded, and refused by the
 store's fence), its thread is counted as stuck, and a new thread takes its slot: the worker
-keeps its full concurrency. A stuck thread that comes back ends.
+keeps its full concurrency. A stuck thread that comes back ends. With process isolation the
+child is killed at the deadline instead, and nothing is left stuck.
+
+Cancels (cancel()): a coroutine is cancelled; a sync task's cancel flag is set, which it may
+check (conveyor.raise_if_cancelled); a child process is killed. Any outcome but a success
+is then recorded as TaskCancelled.
 """
 
 from __future__ import annotations
@@ -15,18 +21,25 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.db import connections
+from django.tasks import TaskResultStatus
 
+from conveyor.exceptions import TaskCancelled
+from conveyor.failures import cancelled_while_running, class_path, error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome
-from conveyor.worker.runner import is_async, run_async, run_sync, timed_out
+from conveyor.worker.children import Child, Stopped
+from conveyor.worker.runner import failed, is_async, run_async, run_sync, timed_out
 
 logger = logging.getLogger(__name__)
 
 Job = tuple[TaskRecord, Sequence[Attempt]]
+THREAD, PROCESS = "thread", "process"
+ISOLATIONS = (THREAD, PROCESS)
+CANCELLED = class_path(TaskCancelled)
 # How long one attempt of a task may run (None: as long as it takes).
 TimeoutOf = Callable[[TaskRecord], timedelta | None]
 
@@ -58,9 +71,13 @@ class ExecutionPool:
         on_outcome: Callable[[Outcome], None],
         *,
         timeout_of: TimeoutOf = no_timeout,
+        isolation: str = THREAD,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
         self.concurrency = concurrency
+        self.isolation = isolation
         self._on_outcome = on_outcome
         self._timeout_of = timeout_of
         self._clock = clock
@@ -70,6 +87,10 @@ class ExecutionPool:
         self._deadlines: dict[int, tuple[float, float]] = {}
         self._thread_of: dict[int, threading.Thread] = {}
         self._stuck: dict[threading.Thread, Stuck] = {}
+        # Cancels: id -> who asked; each running task's cancel flag; each coroutine's task.
+        self._cancelled: dict[int, str] = {}
+        self._flags: dict[int, threading.Event] = {}
+        self._async_tasks: dict[int, asyncio.Task[Outcome]] = {}
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -93,19 +114,53 @@ class ExecutionPool:
             if len(self._running) >= self.concurrency:
                 raise RuntimeError("no free execution slot")
             self._running[record.pk] = record
-        timeout = self._timeout_of(record)
-        seconds = None if timeout is None else timeout.total_seconds()
+            flag = self._flags[record.pk] = threading.Event()
+        seconds = self._seconds(record)
         if is_async(record):
-            future = asyncio.run_coroutine_threadsafe(
-                run_async(record, history, timeout=seconds), self._event_loop()
-            )
-            future.add_done_callback(lambda f: self._done(record, f.result()))
+            self._start_coroutine(record, history, seconds, flag)
             return
-        if seconds is not None:
+        if seconds is not None and self.isolation == THREAD:
             with self._lock:
                 self._deadlines[record.pk] = (self._clock() + seconds, seconds)
         self._ensure_threads()
         self._jobs.put((record, history))
+
+    def cancel(self, pk: int, requested_by: str) -> bool:
+        """Stop a running task whose cancel was requested; False if it is not running here
+        (or is already being stopped)."""
+        with self._lock:
+            if pk not in self._running or pk in self._cancelled:
+                return False
+            self._cancelled[pk] = requested_by
+            flag = self._flags.get(pk)
+            coroutine = self._async_tasks.get(pk)
+        logger.info("Task id=%s cancel requested by=%s; stopping it", pk, requested_by)
+        if flag is not None:
+            flag.set()
+        if coroutine is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(coroutine.cancel)
+        return True
+
+    def _seconds(self, record: TaskRecord) -> float | None:
+        timeout = self._timeout_of(record)
+        return None if timeout is None else timeout.total_seconds()
+
+    def _start_coroutine(
+        self,
+        record: TaskRecord,
+        history: Sequence[Attempt],
+        seconds: float | None,
+        flag: threading.Event,
+    ) -> None:
+        loop = self._event_loop()
+
+        def start() -> None:
+            task = loop.create_task(run_async(record, history, timeout=seconds, cancel_flag=flag))
+            with self._lock:
+                self._async_tasks[record.pk] = task
+            task.add_done_callback(lambda t: self._done(record, coroutine_outcome(record, t)))
+
+        loop.call_soon_threadsafe(start)
 
     def expire(self) -> float | None:
         """Record the sync tasks past their deadline as TaskTimeout and give their threads'
@@ -151,6 +206,7 @@ class ExecutionPool:
             abandoned = list(self._running.values())
             self._running.clear()
             self._deadlines.clear()
+            self._cancelled.clear()
             self._on_outcome = _discard
         return abandoned
 
@@ -168,9 +224,14 @@ class ExecutionPool:
     def _done(self, record: TaskRecord, outcome: Outcome) -> None:
         with self._lock:
             self._deadlines.pop(record.pk, None)
+            self._flags.pop(record.pk, None)
+            self._async_tasks.pop(record.pk, None)
+            requested_by = self._cancelled.pop(record.pk, None)
             if self._running.pop(record.pk, None) is None:
                 return  # abandoned by a hard stop, or recorded at its deadline
             report = self._on_outcome
+        if requested_by is not None:
+            outcome = stopped(outcome, requested_by)
         report(outcome)
 
     def _ensure_threads(self) -> None:
@@ -186,12 +247,14 @@ class ExecutionPool:
 
     def _thread_main(self) -> None:
         me = threading.current_thread()
+        child = Child() if self.isolation == PROCESS else None
         try:
             while (job := self._jobs.get()) is not None:
                 record, history = job
                 with self._lock:
                     self._thread_of[record.pk] = me
-                self._done(record, run_sync(record, history))
+                    flag = self._flags.get(record.pk) or threading.Event()
+                self._done(record, self._run_sync(record, history, child, flag))
                 with self._lock:
                     self._thread_of.pop(record.pk, None)
                     if self._stuck.pop(me, None) is not None:
@@ -202,7 +265,40 @@ class ExecutionPool:
                         self._threads.remove(me)
                         return
         finally:
+            if child is not None:
+                child.close()
             connections.close_all()
+
+    def _run_sync(
+        self,
+        record: TaskRecord,
+        history: Sequence[Attempt],
+        child: Child | None,
+        flag: threading.Event,
+    ) -> Outcome:
+        if child is None:
+            return run_sync(record, history, cancel_flag=flag)
+        seconds = self._seconds(record)
+        try:
+            return child.run(record, history, timeout=seconds, cancel_flag=flag)
+        except Stopped as stop:
+            if str(stop) == "timeout":
+                logger.warning(
+                    "Task id=%s path=%s ran past its timeout=%gs; its child process was killed",
+                    record.pk,
+                    record.task_path,
+                    seconds or 0,
+                )
+                return timed_out(record, seconds or 0)
+            message = "The task was cancelled: its child process was killed"
+            return Outcome(
+                record,
+                TaskResultStatus.FAILED,
+                error=error_from_message(TaskCancelled, message),
+                exception=TaskCancelled(message),
+            )
+        except Exception as exc:  # noqa: BLE001 - a child that cannot start fails the task
+            return failed(record, exc)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -210,6 +306,31 @@ class ExecutionPool:
             threading.Thread(target=loop.run_forever, name="conveyor-async", daemon=True).start()
             self._loop = loop
         return self._loop
+
+
+def coroutine_outcome(record: TaskRecord, task: asyncio.Task[Outcome]) -> Outcome:
+    """What a coroutine task ended with (cancelled before it began: a CancelledError)."""
+    if task.cancelled():
+        return failed(record, asyncio.CancelledError())
+    return task.result()
+
+
+def stopped(outcome: Outcome, requested_by: str) -> Outcome:
+    """The outcome of a task whose cancel was requested: a success stands; anything else
+    ends as TaskCancelled (never retried), keeping what the task raised."""
+    if outcome.status == TaskResultStatus.SUCCESSFUL:
+        return outcome
+    error = outcome.error
+    if error is not None and error.exception_class_path == CANCELLED:
+        return replace(outcome, snooze=None)
+    message = f"The task was cancelled (requested by {requested_by})"
+    return replace(
+        outcome,
+        status=TaskResultStatus.FAILED,
+        snooze=None,
+        error=cancelled_while_running(requested_by, error),
+        exception=TaskCancelled(message),
+    )
 
 
 def _discard(outcome: Outcome) -> None:

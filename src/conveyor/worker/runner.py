@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from inspect import iscoroutinefunction
 from typing import Any
@@ -13,6 +14,7 @@ from django.tasks import TaskContext, TaskResultStatus
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
+from conveyor import control
 from conveyor.exceptions import MalformedTask, Snooze, TaskTimeout
 from conveyor.failures import error_from_exception, error_from_message
 from conveyor.models import Attempt, TaskRecord
@@ -49,14 +51,19 @@ class Prepared:
         return Outcome(self.record, TaskResultStatus.SUCCESSFUL, return_value=value)
 
 
-def run_sync(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
-    """Run a claimed task in this thread."""
+def run_sync(
+    record: TaskRecord, history: Sequence[Attempt], *, cancel_flag: threading.Event | None = None
+) -> Outcome:
+    """Run a claimed task in this thread; `cancel_flag` is what conveyor.cancel_requested()
+    reads in it."""
     prepared = None
     try:
         prepared = Prepared(record, history)
         prepared.started()
         args, kwargs = prepared.call_arguments()
-        return prepared.succeeded(prepared.task.call(*args, **kwargs))
+        with control.running(cancel_flag):
+            value = prepared.task.call(*args, **kwargs)
+        return prepared.succeeded(value)
     except Snooze as snooze:
         return snoozed(record, snooze, prepared)
     except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
@@ -66,7 +73,11 @@ def run_sync(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
 
 
 async def run_async(
-    record: TaskRecord, history: Sequence[Attempt], *, timeout: float | None = None
+    record: TaskRecord,
+    history: Sequence[Attempt],
+    *,
+    timeout: float | None = None,
+    cancel_flag: threading.Event | None = None,
 ) -> Outcome:
     """Run a claimed coroutine task on this thread's event loop, cancelled at `timeout`
     seconds (then failed with TaskTimeout)."""
@@ -78,7 +89,8 @@ async def run_async(
         deadline = asyncio.timeout(timeout)
         try:
             async with deadline:
-                value = await prepared.task.acall(*args, **kwargs)
+                with control.running(cancel_flag):
+                    value = await prepared.task.acall(*args, **kwargs)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise  # the task's own TimeoutError

@@ -26,6 +26,7 @@ from conveyor.store import QueueFilter
 from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
+from conveyor.worker.pool import ISOLATIONS, THREAD
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
 logger = logging.getLogger("conveyor.worker")
@@ -91,6 +92,13 @@ class Command(BaseCommand):
             "loop (default: %(default)s).",
         )
         parser.add_argument(
+            "--isolation",
+            choices=ISOLATIONS,
+            default=THREAD,
+            help="Where sync tasks run: 'thread' (default), or 'process': a child process per "
+            "slot, killed and replaced when a task passes its timeout or is cancelled.",
+        )
+        parser.add_argument(
             "--processes",
             "-p",
             type=positive_int,
@@ -135,7 +143,11 @@ class Command(BaseCommand):
         check_when_reachable(self)
         check_migrated(backend.store.using)
         worker = build_worker(
-            backend.store, identity, settings, timeout_of=backend.policies.timeout
+            backend.store,
+            identity,
+            settings,
+            timeout_of=backend.policies.timeout,
+            isolation=options["isolation"],
         )
         install_signal_handlers(worker)
         try:
