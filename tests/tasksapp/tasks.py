@@ -11,6 +11,8 @@ from typing import Any
 
 from django.tasks import TaskContext, TaskResult, task
 
+from conveyor.control import raise_if_cancelled
+from conveyor.exceptions import Snooze
 from tests.tasksapp.models import Execution
 
 
@@ -206,3 +208,42 @@ def rendezvous(context: TaskContext[Any, Any], label: str, count: int) -> int:
             raise TimeoutError(f"fewer than {count} tasks {label!r} ran at once")
         time.sleep(0.05)
     return count
+
+
+@task(takes_context=True)
+def snooze_twice(context: TaskContext[Any, Any]) -> int:
+    """Snooze on the first two attempts, then succeed."""
+    if context.attempt <= 2:
+        raise Snooze(0)
+    return context.attempt
+
+
+@task(takes_context=True)
+def cooperative(context: TaskContext[Any, Any]) -> str:
+    """Record the run, then work in small steps, stopping when a cancel is requested."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        raise_if_cancelled()
+        time.sleep(0.02)
+    return "never asked to stop"
+
+
+@task(takes_context=True, timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+def hang_recorded(context: TaskContext[Any, Any]) -> None:
+    """Record the run (and the process), then outlive the timeout."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    time.sleep(3600)
+
+
+@task(takes_context=True)
+async def async_started_sleep(context: TaskContext[Any, Any], seconds: float) -> float:
+    await Execution.objects.acreate(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    await asyncio.sleep(seconds)
+    return seconds

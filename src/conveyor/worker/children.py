@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from conveyor.exceptions import WorkerInterrupted
 from conveyor.failures import error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome
+from conveyor.worker.child import READY_MESSAGE, child_main
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,6 @@ CHILD_START_TIMEOUT = timedelta(seconds=60)
 POLL_INTERVAL = timedelta(milliseconds=20)
 # A child asked to exit (the worker stops) gets this long before it is killed.
 CHILD_EXIT_TIMEOUT = timedelta(seconds=5)
-
-READY_MESSAGE = "ready"
 
 
 class Stopped(Exception):
@@ -63,6 +61,8 @@ class Child:
     ) -> Outcome:
         """Run the task in the child; raise Stopped (after killing the child) at the
         deadline or when `cancel_flag` is set."""
+        if cancel_flag.is_set():
+            raise Stopped("cancel")  # asked before the task began: it never starts
         conn = self._ready()
         conn.send((record, list(history)))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -115,9 +115,17 @@ class Child:
         process.start()
         child_end.close()
         self.process, self.conn = process, conn
-        if not conn.poll(CHILD_START_TIMEOUT.total_seconds()) or conn.recv() != READY_MESSAGE:
+        try:
+            ready = conn.poll(CHILD_START_TIMEOUT.total_seconds()) and conn.recv()
+        except EOFError:
+            ready = False
+        if ready != READY_MESSAGE:
+            code = process.exitcode
             self.kill()
-            raise RuntimeError("a child process for sync tasks did not start")
+            raise RuntimeError(
+                f"A child process for sync tasks did not start (exit code {code}; "
+                "its error is in the worker's output)"
+            )
         logger.debug("Child process pid=%s ready", process.pid)
         return conn
 
@@ -136,26 +144,3 @@ class Child:
         if self.conn is not None:
             self.conn.close()
         self.process, self.conn = None, None
-
-
-def child_main(conn: Connection) -> None:
-    """A child's life: set Django up, then run the tasks the slot sends until None."""
-    import django
-    from django.db import connections
-
-    from conveyor.worker.runner import run_sync
-
-    # The parent decides when to stop: a Ctrl-C to the process group is its to handle.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    django.setup()
-    conn.send(READY_MESSAGE)
-    try:
-        while (job := conn.recv()) is not None:
-            record, history = job
-            outcome = run_sync(record, history)
-            conn.send(replace(outcome, exception=None, result=None))
-    except EOFError:
-        pass  # the parent went away
-    finally:
-        connections.close_all()

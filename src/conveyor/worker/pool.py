@@ -158,7 +158,10 @@ class ExecutionPool:
             task = loop.create_task(run_async(record, history, timeout=seconds, cancel_flag=flag))
             with self._lock:
                 self._async_tasks[record.pk] = task
+                cancelled = record.pk in self._cancelled  # asked before the task existed
             task.add_done_callback(lambda t: self._done(record, coroutine_outcome(record, t)))
+            if cancelled:
+                task.cancel()
 
         loop.call_soon_threadsafe(start)
 
