@@ -133,11 +133,11 @@ class _Parser:
         # A queue that sets its own backoff_factor means it: an inherited backoff callable
         # does not override it.
         backoff = None if "backoff_factor" in value else base.backoff
-        if "backoff" in value:
+        if value.get("backoff") is not None:
             backoff = self.task_option(where, "backoff", value["backoff"])
         timeout = base.timeout
         if "timeout" in value:
-            timeout = self.task_option(where, "timeout", value["timeout"])
+            timeout = value["timeout"] and self.task_option(where, "timeout", value["timeout"])
         return RetryPolicy(
             max_attempts=self.max_attempts(where, value.get("max_attempts", base.max_attempts)),
             backoff_factor=self.backoff_factor(

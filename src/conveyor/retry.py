@@ -97,4 +97,8 @@ def only_on(*exception_types: type[BaseException], backoff: Backoff | None = Non
     return retry_only_on
 
 
-__all__ = ["Backoff", "Delay", "constant", "exponential", "linear", "only_on"]
+# The default shape, ready made for a dotted path (OPTIONS' "backoff": "conveyor.retry.jittered"):
+# 1 s, 2 s, 4 s ... at most an hour, full jitter.
+jittered = exponential()
+
+__all__ = ["Backoff", "Delay", "constant", "exponential", "jittered", "linear", "only_on"]

@@ -36,7 +36,13 @@ def build_worker(
     pool = ExecutionPool(
         settings.concurrency, outcomes.add, timeout_of=timeout_of, isolation=isolation
     )
-    cancels = CancelWatch(store, identity.worker_id, pool, health)
+    heartbeat = Heartbeat(
+        store,
+        identity,
+        settings.queues,
+        health,
+        cancels=CancelWatch(store, identity.worker_id, pool),
+    )
     cancel_source = store.cancel_source()
     parts = WorkerParts(
         store=store,
@@ -46,14 +52,13 @@ def build_worker(
         pool=pool,
         outcomes=outcomes,
         announcer=announcer,
-        heartbeat=Heartbeat(store, identity, settings.queues, health),
+        heartbeat=heartbeat,
         maintenance=Maintenance(
             store, identity.worker_id, on_written=announcer.announce, health=health
         ),
         listener=None if source is None else Listener(source, wakeup.set),
-        cancels=cancels,
         cancel_listener=(
-            None if cancel_source is None else CancelListener(cancel_source, cancels.check_now)
+            None if cancel_source is None else CancelListener(cancel_source, heartbeat.look_now)
         ),
     )
     return Worker(parts, settings)

@@ -23,7 +23,6 @@ from conveyor.failures import error_from_message, first_line
 from conveyor.results import has_history
 from conveyor.store import Engine, Outcome, QueueFilter
 from conveyor.worker.announce import Announcer
-from conveyor.worker.cancels import CancelWatch
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.heartbeat import Heartbeat
 from conveyor.worker.identity import Identity
@@ -67,7 +66,6 @@ class WorkerParts:
     heartbeat: Heartbeat
     maintenance: Maintenance
     listener: Listener | None
-    cancels: CancelWatch | None = None
     cancel_listener: Listener | None = None
     outage_backoff: Backoff = OUTAGE_BACKOFF
 
@@ -265,9 +263,9 @@ class Worker:
         logger.error("Could not record interrupted tasks; recovery will take them back")
 
     def _background(self) -> list[BackgroundThread]:
-        """The optional background threads: listeners and the cancel watch."""
+        """The optional background threads: the listeners."""
         parts = self.parts
-        found = [parts.listener, parts.cancels, parts.cancel_listener]
+        found = [parts.listener, parts.cancel_listener]
         return [thread for thread in found if thread is not None]
 
     def _shut_down(self, *, clean: bool) -> None:
