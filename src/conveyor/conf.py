@@ -137,7 +137,8 @@ class _Parser:
             backoff = self.task_option(where, "backoff", value["backoff"])
         timeout = base.timeout
         if "timeout" in value:
-            timeout = value["timeout"] and self.task_option(where, "timeout", value["timeout"])
+            given = value["timeout"]
+            timeout = None if given is None else self.task_option(where, "timeout", given)
         return RetryPolicy(
             max_attempts=self.max_attempts(where, value.get("max_attempts", base.max_attempts)),
             backoff_factor=self.backoff_factor(

@@ -91,7 +91,7 @@ def test_tasks_past_their_timeout_fail_and_the_worker_keeps_its_capacity(
     pair = [rendezvous.enqueue("pair", 2) for _ in range(2)]
     for result in pair:
         wait_for_status(result.id, SUCCESSFUL, "both tasks to run at once")
-    assert "its thread is stuck (stuck_threads=1)" in worker.log()
+    assert "timed out after 0.5s; its thread is stuck (stuck_threads=1)" in worker.log()
     assert worker.alive()
 
 

@@ -94,9 +94,9 @@ error AS (
         CASE WHEN held.stopped THEN 'conveyor.exceptions.TaskCancelled'
             ELSE outcome.error_class END,
         CASE WHEN held.stopped THEN
-            COALESCE(RTRIM(outcome.error_traceback, E'\n') || E'\n\n', '')
+            COALESCE(RTRIM(outcome.error_traceback, E'\\n') || E'\\n\\n', '')
             || 'conveyor.exceptions.TaskCancelled: The task was cancelled (requested by '
-            || held.cancel_requested_by || ' while the attempt ran)' || E'\n'
+            || held.cancel_requested_by || ' while the attempt ran)' || E'\\n'
             ELSE outcome.error_traceback END
     FROM attempt JOIN outcome ON outcome.id = attempt.task_id JOIN held ON held.id = attempt.task_id
     WHERE outcome.error_class IS NOT NULL OR held.stopped

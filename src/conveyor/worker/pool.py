@@ -186,8 +186,7 @@ class ExecutionPool:
             upcoming = min((d for d, _ in self._deadlines.values()), default=None)
         for record, seconds in expired:
             logger.warning(
-                "Task id=%s path=%s ran past its timeout=%gs; recorded as TaskTimeout, "
-                "its thread is stuck (stuck_threads=%d)",
+                "Task id=%s path=%s timed out after %gs; its thread is stuck (stuck_threads=%d)",
                 record.pk,
                 record.task_path,
                 seconds,
