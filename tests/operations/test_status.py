@@ -259,3 +259,15 @@ def test_a_bad_max_age_is_refused_before_anything_is_read(worker_env: Any) -> No
     result = run_command(worker_env(), "--check", "--max-age", "soon")
     assert result.returncode == 2
     assert "--max-age: cannot read 'soon' as a duration" in result.stderr
+
+
+@pytest.mark.django_db
+def test_check_fails_when_a_live_worker_has_more_stuck_threads_than_allowed() -> None:
+    register("w-stuck")
+    WorkerRecord.objects.filter(worker_id="w-stuck").update(stuck_threads=2)
+    assert status("--check", "--max-stuck", "2")[0] == 0
+    code, _, err = status("--check", "--max-stuck", "1")
+    assert code == 1
+    assert "worker=w-stuck: 2 thread(s) stuck in tasks past their timeout (more than 1)" in err
+    (worker,) = status_json()["backends"][0]["workers"]
+    assert worker["stuck_threads"] == 2

@@ -14,7 +14,7 @@ from django.tasks import TaskResult, TaskResultStatus, default_task_backend
 import conveyor
 from conveyor.exceptions import RetryPolicyError, TaskCancelled, TaskTimeout
 from conveyor.failures import class_path
-from conveyor.models import Attempt, TaskRecord
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import (
@@ -79,7 +79,8 @@ def test_tasks_past_their_timeout_fail_and_the_worker_keeps_its_capacity(
     start_worker: Any,
 ) -> None:
     hung, cancelled = hang.enqueue(), async_hang.enqueue()
-    worker = start_worker("--concurrency", "2", options={"max_attempts": 1})
+    options = {"max_attempts": 1, "heartbeat_interval": 0.5, "worker_timeout": 5}
+    worker = start_worker("--concurrency", "2", options=options)
     for result in (hung, cancelled):
         wait_for_status(result.id, FAILED, f"{result.task.name} to time out")
         result.refresh()
@@ -92,6 +93,11 @@ def test_tasks_past_their_timeout_fail_and_the_worker_keeps_its_capacity(
     for result in pair:
         wait_for_status(result.id, SUCCESSFUL, "both tasks to run at once")
     assert "timed out after 0.5s; its thread is stuck (stuck_threads=1)" in worker.log()
+    # The registry shows it, for conveyor_status and --check --max-stuck.
+    wait_until(
+        lambda: WorkerRecord.objects.filter(stuck_threads=1).exists(),
+        what="the stuck thread in the registry",
+    )
     assert worker.alive()
 
 

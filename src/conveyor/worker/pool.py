@@ -169,7 +169,7 @@ class ExecutionPool:
         """Record the sync tasks past their deadline as TaskTimeout and give their threads'
         slots to new threads; return the seconds until the next deadline (None: none)."""
         now = self._clock()
-        expired: list[tuple[TaskRecord, float]] = []
+        expired: list[tuple[TaskRecord, float, str | None]] = []
         with self._lock:
             for pk, (deadline, seconds) in list(self._deadlines.items()):
                 if deadline > now:
@@ -178,13 +178,14 @@ class ExecutionPool:
                 record = self._running.pop(pk, None)
                 if record is None:
                     continue
-                expired.append((record, seconds))
+                self._flags.pop(pk, None)
+                expired.append((record, seconds, self._cancelled.pop(pk, None)))
                 thread = self._thread_of.get(pk)
                 if thread is not None:
                     self._stuck[thread] = Stuck(thread.name, pk, record.task_path, now)
             report = self._on_outcome
             upcoming = min((d for d, _ in self._deadlines.values()), default=None)
-        for record, seconds in expired:
+        for record, seconds, requested_by in expired:
             logger.warning(
                 "Task id=%s path=%s timed out after %gs; its thread is stuck (stuck_threads=%d)",
                 record.pk,
@@ -192,7 +193,8 @@ class ExecutionPool:
                 seconds,
                 len(self.stuck()),
             )
-            report(timed_out(record, seconds))
+            outcome = timed_out(record, seconds)
+            report(outcome if requested_by is None else stopped(outcome, requested_by))
         if expired:
             self._ensure_threads()
         return None if upcoming is None else max(upcoming - now, 0.0)
