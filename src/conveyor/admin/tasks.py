@@ -103,8 +103,9 @@ DATA_FIELDS = ("arguments_json", "return_value_json")
 HELP_TEXTS = {
     "attempts_made": "Runs of this task so far, the one running now included: the result's "
     "attempts.",
-    "attempt_budget": "Attempts counted against the queue's max_attempts; when none are "
-    "left, a failure is final. Retrying from the admin renews the budget.",
+    "attempt_budget": "Attempts counted against the task's max_attempts (its own, else its "
+    "queue's); snoozes do not count. When none are left, a failure is final. Retrying from "
+    "the admin renews the budget.",
     "available": "When the task may run next: its enqueue time, its run_after, or the end of "
     "a retry's back-off.",
 }
@@ -358,8 +359,9 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 f"{record.attempt_count} (max_attempts unknown: backend "
                 f"{record.backend_name!r} is not a conveyor backend in TASKS)"
             )
-        maximum = backend.config.policy(record.queue_name).max_attempts
-        return f"{record.attempt_count} of {maximum}"
+        # The task's own max_attempts, else its queue's; a snooze spends none.
+        maximum = backend.policies.max_attempts(record)
+        return f"{record.attempt_count - record.snoozes} of {maximum}"
 
     @admin.display(description="due")
     def due(self, record: TaskRecord) -> SafeString | str:
