@@ -68,7 +68,7 @@ class TaskPolicies:
         try:
             answer = backoff(exception_of(outcome), failed_result(outcome))
             return Decision(as_delay(answer))
-        except Exception as exc:  # noqa: BLE001 - a policy's failure ends the task, not the worker
+        except BaseException as exc:  # noqa: BLE001 - a policy's failure ends the task, not the worker
             return Decision(None, error=policy_error(outcome, backoff, exc))
 
 
@@ -116,7 +116,7 @@ def as_delay(answer: object) -> timedelta | None:
     return timedelta(seconds=seconds)
 
 
-def policy_error(outcome: Outcome, backoff: Any, exc: Exception) -> TaskError:
+def policy_error(outcome: Outcome, backoff: Any, exc: BaseException) -> TaskError:
     """The error recorded for an attempt whose back-off failed: the task's own error, then
     the policy's, last line RetryPolicyError naming both."""
     name = getattr(backoff, "__qualname__", repr(backoff))
