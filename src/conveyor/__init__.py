@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conveyor.bulk import enqueue_many
+    from conveyor.cancellation import CancelAnswer, cancel
+    from conveyor.control import cancel_requested, raise_if_cancelled
+    from conveyor.exceptions import Snooze
 
-__all__ = ["enqueue_many"]
+__all__ = [
+    "CancelAnswer",
+    "Snooze",
+    "cancel",
+    "cancel_requested",
+    "enqueue_many",
+    "raise_if_cancelled",
+]
+
+# Imported on first use: the package loads before Django's app registry is ready.
+_LAZY = {
+    "enqueue_many": "conveyor.bulk",
+    "cancel": "conveyor.cancellation",
+    "CancelAnswer": "conveyor.cancellation",
+    "cancel_requested": "conveyor.control",
+    "raise_if_cancelled": "conveyor.control",
+    "Snooze": "conveyor.exceptions",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: the package loads before Django's app registry is ready.
-    if name == "enqueue_many":
-        from conveyor.bulk import enqueue_many
-
-        return enqueue_many
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'conveyor' has no attribute {name!r}")

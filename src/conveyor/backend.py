@@ -27,6 +27,7 @@ from conveyor.tasks import ConveyorTask
 # registry is ready (and, when 'conveyor' is missing from INSTALLED_APPS, without it):
 # models and the store are imported where they are used, so that check() can say so.
 if TYPE_CHECKING:
+    from conveyor.policies import TaskPolicies
     from conveyor.store import Engine, NewTask
 
 MAX_RESULT_ID_DIGITS = 19  # a BigAutoField never needs more
@@ -74,7 +75,15 @@ class DatabaseBackend(BaseTaskBackend):
             backend_name=self.alias,
             options=self.config,
             using=router.db_for_write(TaskRecord),
+            decider=self.policies,
         )
+
+    @cached_property
+    def policies(self) -> TaskPolicies:
+        """Each task's retry policy and timeout: its own options, its queue's, this backend's."""
+        from conveyor.policies import TaskPolicies
+
+        return TaskPolicies(self.config)
 
     def validate_task(self, task: AnyTask) -> None:
         """Check that this backend can run the task; raise InvalidTask if not."""

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from conveyor import durations
+from conveyor import durations, task_options
 from conveyor.schedules import Schedule, ScheduleError, parse_schedules
 
 DEFAULT_MAX_ATTEMPTS = 1
 DEFAULT_BACKOFF_FACTOR = 2.0
+DEFAULT_MAX_SNOOZES = 100
 DEFAULT_HEARTBEAT_INTERVAL = timedelta(seconds=10)
 DEFAULT_WORKER_TIMEOUT = timedelta(seconds=60)
 
@@ -21,6 +22,9 @@ _OPTION_KEYS = frozenset(
     {
         "max_attempts",
         "backoff_factor",
+        "backoff",
+        "timeout",
+        "max_snoozes",
         "queues",
         "purge",
         "heartbeat_interval",
@@ -28,19 +32,26 @@ _OPTION_KEYS = frozenset(
         "periodic",
     }
 )
-_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor"})
+_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor", "backoff", "timeout", "max_snoozes"})
 _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
 
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often a queue's tasks are attempted, and how long a retry waits."""
+    """How a queue's tasks are attempted: how often, how long a retry waits (`backoff`, a
+    callable `(exception, task_result)`, or else `backoff_factor ** attempts` seconds), and
+    how long one attempt may run (`timeout`, None: as long as it takes), and how often a
+    task may snooze (conveyor.Snooze) before a snooze counts as a failure (`max_snoozes`)."""
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     backoff_factor: float = DEFAULT_BACKOFF_FACTOR
+    backoff: Callable[..., Any] | None = None
+    timeout: timedelta | None = None
+    max_snoozes: int = DEFAULT_MAX_SNOOZES
 
     def retry_delay(self, attempts: int) -> timedelta | None:
-        """Return how long to wait after `attempts` failed attempts, or None to give up."""
+        """Return how long to wait after `attempts` failed attempts by `backoff_factor`, or
+        None to give up."""
         if attempts >= self.max_attempts:
             return None
         return timedelta(seconds=self.backoff_factor**attempts)
@@ -99,6 +110,11 @@ class _Parser:
             raise self.error(where, f"max_attempts must be an integer >= 1, got {value!r}")
         return value
 
+    def max_snoozes(self, where: str, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.error(where, f"max_snoozes must be an integer >= 0, got {value!r}")
+        return value
+
     def backoff_factor(self, where: str, value: object) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise self.error(where, f"backoff_factor must be a number >= 0, got {value!r}")
@@ -110,12 +126,31 @@ class _Parser:
         except ValueError as exc:
             raise self.error(where, str(exc)) from exc
 
+    def task_option(self, where: str, key: str, value: object) -> Any:
+        """A value that @task also takes, checked by the task option's own parser."""
+        try:
+            return task_options.OPTION_PARSERS[key](value)
+        except (TypeError, ValueError) as exc:
+            raise self.error(where, f"{key} {exc}") from None
+
     def policy(self, where: str, value: Mapping[str, Any], base: RetryPolicy) -> RetryPolicy:
+        # A queue that sets its own backoff_factor means it: an inherited backoff callable
+        # does not override it.
+        backoff = None if "backoff_factor" in value else base.backoff
+        if value.get("backoff") is not None:
+            backoff = self.task_option(where, "backoff", value["backoff"])
+        timeout = base.timeout
+        if "timeout" in value:
+            given = value["timeout"]
+            timeout = None if given is None else self.task_option(where, "timeout", given)
         return RetryPolicy(
             max_attempts=self.max_attempts(where, value.get("max_attempts", base.max_attempts)),
             backoff_factor=self.backoff_factor(
                 where, value.get("backoff_factor", base.backoff_factor)
             ),
+            backoff=backoff,
+            timeout=timeout,
+            max_snoozes=self.max_snoozes(where, value.get("max_snoozes", base.max_snoozes)),
         )
 
     def queue_policies(

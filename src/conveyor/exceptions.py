@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class ConveyorError(Exception):
     """conveyor could not complete the operation."""
@@ -19,7 +21,30 @@ class WorkerInterrupted(ConveyorError):
 
 
 class TaskCancelled(ConveyorError):
-    """The task was cancelled before it ran."""
+    """The task was cancelled."""
+
+
+class TaskTimeout(ConveyorError):
+    """The task ran longer than its timeout."""
+
+
+class RetryPolicyError(ConveyorError):
+    """The task's retry policy failed, so the task is not retried."""
+
+
+class SnoozeLimit(ConveyorError):
+    """The task snoozed more often than its queue's max_snoozes allows."""
+
+
+class Snooze(ConveyorError):
+    """The task asked to run again later."""
+
+    def __init__(self, delay: float | timedelta = 0) -> None:
+        seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+            raise ValueError(f"Snooze() takes seconds >= 0 or a timedelta, got {delay!r}")
+        self.delay = timedelta(seconds=seconds)
+        super().__init__(f"The task asked to run again in {seconds:g}s")
 
 
 class MalformedTask(ConveyorError):

@@ -35,3 +35,19 @@ def error_from_message(kind: type[BaseException], message: str) -> TaskError:
     return TaskError(
         exception_class_path=class_path(kind), traceback=f"{class_path(kind)}: {message}\n"
     )
+
+
+def cancelled_while_running(requested_by: str, own: TaskError | None) -> TaskError:
+    """The error of an attempt that ended (failed, snoozed, lost) after a cancel was
+    requested: the task stops there, its own error kept above. PostgreSQL's FINISH_SQL writes
+    the same text."""
+    from conveyor.exceptions import TaskCancelled
+
+    kept = f"{own.traceback.rstrip(chr(10))}\n\n" if own is not None else ""
+    return TaskError(
+        exception_class_path=class_path(TaskCancelled),
+        traceback=(
+            f"{kept}{class_path(TaskCancelled)}: The task was cancelled "
+            f"(requested by {requested_by} while the attempt ran)\n"
+        ),
+    )

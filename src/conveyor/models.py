@@ -61,6 +61,14 @@ class TaskRecord(models.Model):
         max_length=SCHEDULE_NAME_MAX_LENGTH, null=True, blank=True, default=None
     )
     schedule_tick = models.DateTimeField(null=True, blank=True, default=None)
+    # Attempts that ended with a snooze (conveyor.Snooze): not failures, so the retry policy
+    # counts attempt_count - snoozes against max_attempts.
+    snoozes = models.PositiveIntegerField(db_default=0)
+    # Who asked for the RUNNING task to stop (conveyor.cancel); empty: nobody. Its worker
+    # reads it with its heartbeat, and a retry of the attempt becomes the end.
+    cancel_requested_by = models.CharField(
+        max_length=WORKER_ID_MAX_LENGTH, blank=True, db_default=""
+    )
 
     objects = TaskRecordQuerySet.as_manager()
 
@@ -106,6 +114,8 @@ class Attempt(models.Model):
     class Status(models.TextChoices):
         SUCCESSFUL = TaskResultStatus.SUCCESSFUL.value, TaskResultStatus.SUCCESSFUL.label
         FAILED = TaskResultStatus.FAILED.value, TaskResultStatus.FAILED.label
+        # The task asked to run again later (conveyor.Snooze): not a failure.
+        SNOOZED = "SNOOZED", "Snoozed"
 
     id = models.BigAutoField(primary_key=True)
     task = models.ForeignKey(TaskRecord, on_delete=models.DB_CASCADE, related_name="attempts")
@@ -151,6 +161,8 @@ class WorkerRecord(models.Model):
     excluded_queues = models.JSONField(default=list)
     started_at = models.DateTimeField(db_default=Now())
     last_heartbeat_at = models.DateTimeField(db_default=Now())
+    # Threads still running a sync task recorded at its timeout (see worker/pool.py).
+    stuck_threads = models.PositiveIntegerField(db_default=0)
 
     class Meta:
         db_table = "conveyor_worker"

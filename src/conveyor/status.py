@@ -33,6 +33,8 @@ class WorkerState:
     started_at: datetime
     last_heartbeat_at: datetime
     alive: bool
+    # Threads still running a sync task that was recorded at its timeout.
+    stuck_threads: int = 0
 
     def serves(self, queue: str) -> bool:
         """Whether this worker runs tasks of a queue (no queues listed: every queue but the
@@ -179,14 +181,23 @@ def _workers(store: Engine, now: datetime) -> list[WorkerState]:
             started_at=row.started_at,
             last_heartbeat_at=row.last_heartbeat_at,
             alive=row.last_heartbeat_at >= cutoff,
+            stuck_threads=row.stuck_threads,
         )
         for row in store.workers()
     ]
 
 
-def problems(state: BackendState, *, max_age: timedelta | None = None) -> list[str]:
+def problems(
+    state: BackendState, *, max_age: timedelta | None = None, max_stuck: int | None = None
+) -> list[str]:
     """What makes a backend unhealthy, one line each; empty when healthy."""
     found = []
+    for worker in state.workers:
+        if max_stuck is not None and worker.alive and worker.stuck_threads > max_stuck:
+            found.append(
+                f"backend={state.backend} worker={worker.worker_id}: {worker.stuck_threads} "
+                f"thread(s) stuck in tasks past their timeout (more than {max_stuck})"
+            )
     for queue in state.queues:
         where = f"backend={state.backend} queue={queue.queue}"
         if queue.due and not queue.live_workers:
@@ -262,6 +273,7 @@ def _worker_json(worker: WorkerState) -> dict[str, Any]:
         "started_at": worker.started_at.isoformat(),
         "last_heartbeat_at": worker.last_heartbeat_at.isoformat(),
         "alive": worker.alive,
+        "stuck_threads": worker.stuck_threads,
     }
 
 

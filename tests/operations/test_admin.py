@@ -483,18 +483,23 @@ class TestActions:
         assert change_log(deferred.pk) == ["Run now: available at once instead of later"]
         assert change_log(due.pk) == []
 
-    def test_cancel_fails_a_ready_task_with_task_cancelled(
+    def test_cancel_fails_a_ready_task_and_asks_a_running_one_s_worker_to_stop_it(
         self, admin_client_as_superuser: Client, backend: DatabaseBackend
     ) -> None:
+        finished = fail_once(backend.store)
         running = enqueue()
         claim_all(backend.store, "w1")
         other = enqueue()
-        response = act(admin_client_as_superuser, "cancel", [running.pk, other.pk])
+        response = act(admin_client_as_superuser, "cancel", [running.pk, other.pk, finished.pk])
         assert messages_of(response) == [
+            f"Asked the workers to stop task #{running.pk}.",
             f"Cancelled task #{other.pk}.",
-            f"Refused task #{running.pk}: only READY tasks can be cancelled.",
+            f"Refused task #{finished.pk}: only READY and RUNNING tasks can be cancelled.",
         ]
-        assert TaskRecord.objects.get(pk=running.pk).status == RUNNING
+        row = TaskRecord.objects.get(pk=running.pk)
+        assert (row.status, row.cancel_requested_by) == (RUNNING, "admin:root")
+        assert backend.store.cancel_requests("w1") == {running.pk: "admin:root"}
+        assert change_log(running.pk) == ["Cancel requested: its worker stops the running task"]
         result = backend.get_result(str(other.pk))
         assert result.status == FAILED
         assert [e.exception_class_path for e in result.errors] == [
@@ -509,7 +514,8 @@ class TestActions:
         failed = fail_once(backend.store)
         response = act_on_detail(admin_client_as_superuser, "cancel", failed.pk)
         assert messages_of(response) == [
-            f"Refused task #{failed.pk}: only READY tasks can be cancelled. Nothing was changed."
+            f"Refused task #{failed.pk}: only READY and RUNNING tasks can be cancelled. "
+            "Nothing was changed."
         ]
         response = act_on_detail(admin_client_as_superuser, "retry", failed.pk)
         assert messages_of(response) == [f"Retried task #{failed.pk}."]
@@ -529,23 +535,26 @@ class TestActions:
         assert buttons(detail(client, failed.pk)) == ["retry"]
         assert buttons(detail(client, due.pk)) == ["cancel"]
         assert buttons(detail(client, deferred.pk)) == ["run_now", "cancel"]
-        assert buttons(detail(client, running.pk)) == []
+        assert buttons(detail(client, running.pk)) == ["cancel"]
         assert buttons(detail(client, done.pk)) == []
         html = detail(client, deferred.pk)
         assert ">Run now</button>" in html
         assert re.search(r">in (59 min \d+ s|1 h)</span>.*deferred", readonly(html, "due"))
-        assert 'title="Cancel (ready tasks; they end failed)">Cancel</button>' in html
+        assert (
+            'title="Cancel (ready tasks end failed; running ones are stopped by their worker)">'
+            "Cancel</button>" in html
+        )
 
     def test_a_stale_button_is_refused_with_a_reason(
         self, admin_client_as_superuser: Client, backend: DatabaseBackend
     ) -> None:
-        row = enqueue()
-        claim_all(backend.store, "w1")  # claimed after the page offered Cancel
+        row = succeed_once(backend.store)  # finished after the page offered Cancel
         response = act_on_detail(admin_client_as_superuser, "cancel", row.pk)
         assert messages_of(response) == [
-            f"Refused task #{row.pk}: only READY tasks can be cancelled. Nothing was changed."
+            f"Refused task #{row.pk}: only READY and RUNNING tasks can be cancelled. "
+            "Nothing was changed."
         ]
-        assert TaskRecord.objects.get(pk=row.pk).status == RUNNING
+        assert TaskRecord.objects.get(pk=row.pk).status == SUCCESSFUL
 
     def test_delete_asks_then_deletes_and_logs(
         self, admin_client_as_superuser: Client, backend: DatabaseBackend

@@ -120,8 +120,12 @@ class TestReport:
         assert "OLDEST DUE" in header
         default = next(line for line in lines if line.startswith("default "))
         assert default.split()[:3] == ["default", "3", "2"]
-        assert any(line.startswith("live ") and line.endswith("live") for line in lines)
-        assert any(line.startswith("dead ") and line.endswith("dead") for line in lines)
+        assert any(
+            line.startswith("live ") and line.split()[-2:] == ["live", "0"] for line in lines
+        )
+        assert any(
+            line.startswith("dead ") and line.split()[-2:] == ["dead", "0"] for line in lines
+        )
 
     def test_a_queue_outside_settings_is_reported_too(self, db: None) -> None:
         enqueue(queue_name="retired")
@@ -288,3 +292,15 @@ def test_status_shows_paused_queues(backend: Any) -> None:
     assert queues_of(status_json())["default"]["paused"] is False
     _, out, _ = status()
     assert "Paused: other (since " in out
+
+
+@pytest.mark.django_db
+def test_check_fails_when_a_live_worker_has_more_stuck_threads_than_allowed() -> None:
+    register("w-stuck")
+    WorkerRecord.objects.filter(worker_id="w-stuck").update(stuck_threads=2)
+    assert status("--check", "--max-stuck", "2")[0] == 0
+    code, _, err = status("--check", "--max-stuck", "1")
+    assert code == 1
+    assert "worker=w-stuck: 2 thread(s) stuck in tasks past their timeout (more than 1)" in err
+    (worker,) = status_json()["backends"][0]["workers"]
+    assert worker["stuck_threads"] == 2

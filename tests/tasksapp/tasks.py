@@ -6,10 +6,13 @@ import asyncio
 import os
 import threading
 import time
+from datetime import timedelta
 from typing import Any
 
-from django.tasks import TaskContext, task
+from django.tasks import TaskContext, TaskResult, task
 
+from conveyor.control import raise_if_cancelled
+from conveyor.exceptions import Snooze
 from tests.tasksapp.models import Execution
 
 
@@ -123,3 +126,124 @@ RELEASE = threading.Event()
 def held() -> None:
     """Wait until the test running it in process releases it (at most a minute)."""
     RELEASE.wait(60)
+
+
+# -- per-task controls: retry policy and timeouts (ConveyorTask's options) -----------------
+
+# What the back-offs below were called with: (exception class name, attempts, error classes).
+BACKOFF_CALLS: list[tuple[str, int, list[str]]] = []
+
+
+def noted_backoff(exception: BaseException, task_result: TaskResult[Any, Any]) -> float:
+    """No delay; note what the policy was given."""
+    BACKOFF_CALLS.append(
+        (
+            type(exception).__name__,
+            task_result.attempts,
+            [e.exception_class_path for e in task_result.errors],
+        )
+    )
+    return 0
+
+
+def hour_backoff(exception: BaseException, task_result: TaskResult[Any, Any]) -> timedelta:
+    return timedelta(hours=1)
+
+
+def broken_backoff(exception: BaseException, task_result: TaskResult[Any, Any]) -> float:
+    raise RuntimeError("the policy has a bug")
+
+
+def nonsense_backoff(exception: BaseException, task_result: TaskResult[Any, Any]) -> object:
+    return "soon"
+
+
+# django-stubs do not know yet that @task passes extra options to the backend's task class.
+@task(takes_context=True, max_attempts=3, backoff=noted_backoff)  # type: ignore[call-overload, untyped-decorator]
+def flaky(context: TaskContext[Any, Any], succeed_on: int) -> int:
+    """fail_until with its own policy: three attempts, no delay."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    if context.attempt < succeed_on:
+        raise ValueError(f"attempt {context.attempt} fails")
+    return context.attempt
+
+
+@task(max_attempts=4, backoff=hour_backoff)  # type: ignore[call-overload, untyped-decorator]
+def patient(*args: Any) -> None:
+    raise ValueError("try again in an hour")
+
+
+@task(max_attempts=3, backoff=broken_backoff)  # type: ignore[call-overload, untyped-decorator]
+def badly_retried(*args: Any) -> None:
+    raise ValueError("the task's own error")
+
+
+@task(max_attempts=3, backoff=nonsense_backoff)  # type: ignore[call-overload, untyped-decorator]
+def nonsense_retried(*args: Any) -> None:
+    raise ValueError("the task's own error")
+
+
+@task(timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+def hang(seconds: float = 3600) -> None:
+    """A sync task that outlives its timeout (a thread cannot be stopped)."""
+    time.sleep(seconds)
+
+
+@task(timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+async def async_hang(seconds: float = 3600) -> None:
+    await asyncio.sleep(seconds)
+
+
+@task(takes_context=True)
+def rendezvous(context: TaskContext[Any, Any], label: str, count: int) -> int:
+    """Succeed only if `count` runs with this label are running at once (within 20 s)."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid(), label=label
+    )
+    deadline = time.monotonic() + 20
+    while Execution.objects.filter(label=label).count() < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {count} tasks {label!r} ran at once")
+        time.sleep(0.05)
+    return count
+
+
+@task(takes_context=True)
+def snooze_twice(context: TaskContext[Any, Any]) -> int:
+    """Snooze on the first two attempts, then succeed."""
+    if context.attempt <= 2:
+        raise Snooze(0)
+    return context.attempt
+
+
+@task(takes_context=True)
+def cooperative(context: TaskContext[Any, Any]) -> str:
+    """Record the run, then work in small steps, stopping when a cancel is requested."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        raise_if_cancelled()
+        time.sleep(0.02)
+    return "never asked to stop"
+
+
+@task(takes_context=True, timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+def hang_recorded(context: TaskContext[Any, Any]) -> None:
+    """Record the run (and the process), then outlive the timeout."""
+    Execution.objects.create(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    time.sleep(3600)
+
+
+@task(takes_context=True)
+async def async_started_sleep(context: TaskContext[Any, Any], seconds: float) -> float:
+    await Execution.objects.acreate(
+        result_id=context.task_result.id, attempt=context.attempt, pid=os.getpid()
+    )
+    await asyncio.sleep(seconds)
+    return seconds

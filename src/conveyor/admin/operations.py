@@ -34,8 +34,17 @@ class Operation:
     apply: Callable[[Engine, list[int], HttpRequest], Applied]
 
 
-def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Operation) -> None:
-    """Apply an operation to the selected tasks; tell the user what was done and refused."""
+def perform(
+    request: HttpRequest,
+    queryset: QuerySet[TaskRecord],
+    operation: Operation,
+    *,
+    quiet_refusals: bool = False,
+    changed_before: bool = False,
+) -> bool:
+    """Apply an operation to the selected tasks; tell the user what was done and refused
+    (unless `quiet_refusals`: a first step whose refusals the next step reports); return
+    whether anything changed (`changed_before`: a previous step changed something)."""
     backends = conveyor_backends()
     changed: list[int] = []
     refused: list[int] = []
@@ -54,10 +63,11 @@ def perform(request: HttpRequest, queryset: QuerySet[TaskRecord], operation: Ope
         refused += applied.refused
     if changed:
         messages.success(request, f"{operation.done} {describe(changed)}.")
-    if refused:
+    if refused and not quiet_refusals:
         # "Nothing was changed" only when it is true of the whole selection.
-        unchanged = "" if changed else " Nothing was changed."
+        unchanged = "" if changed or changed_before else " Nothing was changed."
         messages.warning(request, f"Refused {describe(refused)}: {operation.refusal}.{unchanged}")
+    return bool(changed)
 
 
 def delete_tasks(queryset: QuerySet[TaskRecord]) -> None:

@@ -57,10 +57,18 @@ RUN_NOW = Operation(
 )
 CANCEL = Operation(
     done="Cancelled",
-    refusal="only READY tasks can be cancelled",
+    refusal="only READY and RUNNING tasks can be cancelled",
     change_message="Cancelled: READY -> FAILED with TaskCancelled",
     apply=lambda store, ids, request: store.cancel(
         ids, cancelled_by=f"admin:{request.user.get_username()}"
+    ),
+)
+STOP = Operation(
+    done="Asked the workers to stop",
+    refusal="only READY and RUNNING tasks can be cancelled",
+    change_message="Cancel requested: its worker stops the running task",
+    apply=lambda store, ids, request: store.request_cancel(
+        ids, requested_by=f"admin:{request.user.get_username()}"
     ),
 )
 
@@ -95,8 +103,9 @@ DATA_FIELDS = ("arguments_json", "return_value_json")
 HELP_TEXTS = {
     "attempts_made": "Runs of this task so far, the one running now included: the result's "
     "attempts.",
-    "attempt_budget": "Attempts counted against the queue's max_attempts; when none are "
-    "left, a failure is final. Retrying from the admin renews the budget.",
+    "attempt_budget": "Attempts counted against the task's max_attempts (its own, else its "
+    "queue's); snoozes do not count. When none are left, a failure is final. Retrying from "
+    "the admin renews the budget.",
     "available": "When the task may run next: its enqueue time, its run_after, or the end of "
     "a retry's back-off.",
 }
@@ -121,6 +130,8 @@ def applicable_actions(record: TaskRecord, now: datetime) -> list[str]:
         return ["retry"]
     if record.status == READY:
         return ["run_now", "cancel"] if record.available_after > now else ["cancel"]
+    if record.status == RUNNING and not record.cancel_requested_by:
+        return ["cancel"]
     return []
 
 
@@ -348,8 +359,9 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 f"{record.attempt_count} (max_attempts unknown: backend "
                 f"{record.backend_name!r} is not a conveyor backend in TASKS)"
             )
-        maximum = backend.config.policy(record.queue_name).max_attempts
-        return f"{record.attempt_count} of {maximum}"
+        # The task's own max_attempts, else its queue's; a snooze spends none.
+        maximum = backend.policies.max_attempts(record)
+        return f"{record.attempt_count - record.snoozes} of {maximum}"
 
     @admin.display(description="due")
     def due(self, record: TaskRecord) -> SafeString | str:
@@ -464,12 +476,15 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         perform(request, queryset, RUN_NOW)
 
     @admin.action(
-        description="Cancel (ready tasks; they end failed)",
+        description="Cancel (ready tasks end failed; running ones are stopped by their worker)",
         permissions=["change"],
         location=BOTH_PLACES,
     )
     def cancel(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
-        perform(request, queryset, CANCEL)
+        # Running tasks first: a READY task claimed meanwhile is then refused by both steps,
+        # never cancelled twice.
+        stopping = perform(request, queryset.filter(status=RUNNING), STOP, quiet_refusals=True)
+        perform(request, queryset.exclude(status=RUNNING), CANCEL, changed_before=stopping)
 
     @admin.action(description="Delete selected tasks", permissions=["delete"])
     def delete_selected(

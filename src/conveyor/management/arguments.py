@@ -9,12 +9,20 @@ from conveyor import durations
 
 
 def positive_int(value: str) -> int:
+    return whole_number(value, least=1)
+
+
+def non_negative_int(value: str) -> int:
+    return whole_number(value, least=0)
+
+
+def whole_number(value: str, *, least: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {number}")
     return number
 
 

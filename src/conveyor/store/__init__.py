@@ -20,6 +20,7 @@ from conveyor.store.values import (
     Outcome,
     QueueCount,
     QueueFilter,
+    RetryDecider,
     Written,
 )
 
@@ -28,8 +29,15 @@ ENGINES: dict[str, type[PortableEngine]] = {
 }
 
 
-def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Engine:
-    """The engine for the database behind `using`."""
+def store_for(
+    *,
+    backend_name: str,
+    options: BackendOptions,
+    using: str,
+    decider: RetryDecider | None = None,
+) -> Engine:
+    """The engine for the database behind `using`; `decider` decides retries (by default,
+    by the queue's options alone)."""
     from django.db import connections
 
     vendor = connections[using].vendor
@@ -39,7 +47,7 @@ def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Engi
         raise NotImplementedError(
             f"conveyor supports PostgreSQL, MariaDB/MySQL and SQLite, not {vendor!r}"
         ) from None
-    return engine(backend_name=backend_name, options=options, using=using)
+    return engine(backend_name=backend_name, options=options, using=using, decider=decider)
 
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "Outcome",
     "QueueCount",
     "QueueFilter",
+    "RetryDecider",
     "WakeupSource",
     "Written",
     "store_for",

@@ -47,6 +47,8 @@ class Actions(EngineCore):
             change=lambda now: {
                 "status": READY,
                 "attempt_count": 0,
+                "snoozes": 0,
+                "cancel_requested_by": "",
                 "available_after": Now(),
                 "hold": HOLD_NONE,
                 "finished_at": None,
@@ -79,6 +81,33 @@ class Actions(EngineCore):
             then=partial(self._record_cancellations, cancelled_by=cancelled_by),
         )
         return self._report("cancelled", applied, by=cancelled_by)
+
+    def request_cancel(self, ids: Iterable[int], *, requested_by: str) -> Applied:
+        # The worker holding the task stops it (it reads the request with its heartbeat, or
+        # at once where notify_cancel() reaches it); the finish of its attempt ends the task.
+        actor = requested_by[:WORKER_ID_MAX_LENGTH]
+        applied = self._apply(
+            ids,
+            expected=Q(status=RUNNING),
+            change=lambda now: {"cancel_requested_by": actor},
+        )
+        if applied.changed:
+            self.notify_cancel()
+        return self._report("cancel requested", applied, by=requested_by)
+
+    def notify_cancel(self) -> None:
+        """Tell workers at once that a cancel was requested, where the database can (see
+        the PostgreSQL engine); elsewhere they read requests with their heartbeat."""
+
+    def cancel_requests(self, worker_id: str) -> dict[int, str]:
+        requested = (
+            self.task_rows()
+            .running()
+            .filter(worker_id=worker_id)
+            .exclude(cancel_requested_by="")
+            .values_list("pk", "cancel_requested_by")
+        )
+        return dict(self.retrying(lambda: list(requested)))
 
     def delete(self, ids: Iterable[int]) -> Applied:
         # A RUNNING task is left to its worker, which would otherwise write to a gone row.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from functools import cached_property
@@ -19,9 +19,10 @@ from django.db.models.sql import Query
 
 from conveyor.backoff import Backoff
 from conveyor.conf import BackendOptions
-from conveyor.models import TaskRecord, TaskRecordQuerySet
+from conveyor.models import Attempt, TaskRecord, TaskRecordQuerySet
 from conveyor.store.engine import WakeupSource
 from conveyor.store.rows import RowReader
+from conveyor.store.values import Decision, Outcome, RetryDecider
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,18 @@ class EngineCore:
     # The placeholder of a JSON value (PostgreSQL casts the text to jsonb).
     json_placeholder: ClassVar[str] = "%s"
 
-    def __init__(self, *, backend_name: str, options: BackendOptions, using: str) -> None:
+    def __init__(
+        self,
+        *,
+        backend_name: str,
+        options: BackendOptions,
+        using: str,
+        decider: RetryDecider | None = None,
+    ) -> None:
         self.backend_name = backend_name
         self.options = options
         self.using = using
+        self.decider: RetryDecider = decider or queue_decider(options)
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -84,6 +93,10 @@ class EngineCore:
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
+    def histories(self, ids: Iterable[int]) -> dict[int, list[Attempt]]:
+        """See Engine.histories() (reads.py)."""
+        raise NotImplementedError
+
     def database_now(self) -> datetime:
         """Read the database's clock."""
         query = Query(None)
@@ -102,3 +115,19 @@ class EngineCore:
     def wakeup_source(self) -> WakeupSource | None:
         """None: without notifications, idle workers poll."""
         return None
+
+    def cancel_source(self) -> WakeupSource | None:
+        """None: without notifications, workers read cancel requests with their heartbeat."""
+        return None
+
+
+def queue_decider(options: BackendOptions) -> RetryDecider:
+    """Decide by the queue's max_attempts and backoff_factor alone (an engine built without
+    the backend's decider, which also reads each task's options)."""
+
+    def decide(outcome: Outcome) -> Decision:
+        record = outcome.record
+        failures = record.attempt_count - record.snoozes
+        return Decision(options.policy(record.queue_name).retry_delay(failures))
+
+    return decide

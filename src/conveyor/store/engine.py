@@ -25,6 +25,7 @@ from conveyor.store.values import (
     Outcome,
     QueueCount,
     QueueFilter,
+    RetryDecider,
     Written,
 )
 
@@ -44,6 +45,9 @@ class Engine(Protocol):
     backend_name: str
     options: BackendOptions
     using: str
+    # Decides whether a failed attempt is retried and when (the backend's TaskPolicies: the
+    # task's options, then its queue's, then the backend's).
+    decider: RetryDecider
 
     # -- enqueue and results ---------------------------------------------------------------
     def insert(self, tasks: Sequence[NewTask]) -> None:
@@ -76,8 +80,9 @@ class Engine(Protocol):
         ...
 
     def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
-        """Record ended attempts of tasks this worker holds, applying the retry policy; skip
-        (and log) those it no longer holds for that attempt (the fence)."""
+        """Record ended attempts of tasks this worker holds, applying the retry policy (decided
+        by `decider` before the write); skip (and log) those it no longer holds for that
+        attempt (the fence)."""
         ...
 
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
@@ -91,6 +96,15 @@ class Engine(Protocol):
 
     def wake_workers(self) -> None:
         """Wake idle workers now, where the database can (no-op elsewhere)."""
+        ...
+
+    def cancel_requests(self, worker_id: str) -> dict[int, str]:
+        """The RUNNING tasks this worker holds whose cancel was requested, and by whom."""
+        ...
+
+    def cancel_source(self) -> WakeupSource | None:
+        """What tells a worker at once that a cancel was requested (its `wake` is called),
+        or None: the worker reads cancel_requests() every heartbeat interval."""
         ...
 
     def reset_connection(self) -> None:
@@ -113,6 +127,11 @@ class Engine(Protocol):
 
     def heartbeat(self, worker_id: str) -> bool:
         """Record that the worker is alive; False if its row is gone (declared dead)."""
+        ...
+
+    def report_stuck(self, worker_id: str, stuck_threads: int) -> None:
+        """Record how many of the worker's threads still run a task recorded at its timeout
+        (conveyor_status shows them; --check fails past a threshold)."""
         ...
 
     def deregister_worker(self, worker_id: str) -> None:
@@ -144,6 +163,13 @@ class Engine(Protocol):
 
     def cancel(self, ids: Iterable[int], *, cancelled_by: str) -> Applied:
         """READY -> FAILED, recorded as an attempt that failed with TaskCancelled."""
+        ...
+
+    def request_cancel(self, ids: Iterable[int], *, requested_by: str) -> Applied:
+        """Mark RUNNING tasks for their worker to stop, and tell workers where the database
+        can (PostgreSQL: NOTIFY). The task's running attempt then decides: a success stands;
+        a failure, a snooze, a timeout or a lost worker ends the task FAILED with
+        TaskCancelled (never retried). Refuses tasks that are not RUNNING."""
         ...
 
     def delete(self, ids: Iterable[int]) -> Applied:

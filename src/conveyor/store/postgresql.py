@@ -12,9 +12,20 @@ from django.db.backends.utils import CursorWrapper
 
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store.engine import WakeupSource
-from conveyor.store.listen import NOTIFY_CHANNEL, QUEUES_CHANNEL, PostgreSQLNotifications
+from conveyor.store.listen import (
+    CANCEL_CHANNEL,
+    NOTIFY_CHANNEL,
+    QUEUES_CHANNEL,
+    PostgreSQLNotifications,
+)
 from conveyor.store.portable import PortableEngine
-from conveyor.store.transitions import READY, SUCCESSFUL, log_lost_fence
+from conveyor.store.transitions import (
+    FAILED,
+    READY,
+    SUCCESSFUL,
+    log_lost_fence,
+    stopped_by_cancel,
+)
 from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
 
 # A queue table's statistics go stale fast: after a bulk enqueue, before autovacuum analyzes,
@@ -48,45 +59,61 @@ RETURNING task.*
 # Finish: record a batch of ended attempts in one statement, for the worker that ran them or
 # for recovery on behalf of a lost one. The UPDATE is the fence (only rows still held by the
 # same worker for the same attempt change); attempts and errors are written for exactly the
-# rows it changed. A retry's delay is added to the database clock.
+# rows it changed. A retry's or a snooze's delay is added to the database clock; a task whose
+# cancel was requested meanwhile does not come back: it ends FAILED with TaskCancelled.
 FINISH_SQL = """
-WITH outcome (id, attempt, holder, status, attempt_status, return_value, retry_in,
+WITH outcome (id, attempt, holder, status, attempt_status, return_value, retry_in, snoozed,
               error_class, error_traceback) AS (
     VALUES {rows}
 ),
 held AS (
     UPDATE {task} AS task
-    SET status = outcome.status,
-        finished_at = CASE WHEN outcome.status = 'READY' THEN NULL ELSE STATEMENT_TIMESTAMP() END,
+    SET status = CASE WHEN outcome.status = 'READY' AND task.cancel_requested_by <> ''
+            THEN 'FAILED' ELSE outcome.status END,
+        finished_at = CASE WHEN outcome.status = 'READY' AND task.cancel_requested_by = ''
+            THEN NULL ELSE STATEMENT_TIMESTAMP() END,
         return_value = outcome.return_value,
-        available_after = CASE WHEN outcome.status = 'READY'
+        available_after = CASE WHEN outcome.status = 'READY' AND task.cancel_requested_by = ''
             THEN STATEMENT_TIMESTAMP() + outcome.retry_in * INTERVAL '1 second'
             ELSE task.available_after END,
-        hold = CASE WHEN outcome.status = 'READY' AND outcome.retry_in > 0 THEN 1 ELSE 0 END,
+        hold = CASE WHEN outcome.status = 'READY' AND task.cancel_requested_by = ''
+            AND outcome.retry_in > 0 THEN 1 ELSE 0 END,
+        snoozes = task.snoozes + outcome.snoozed,
         worker_id = ''
     FROM outcome
     WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt
         AND task.status = 'RUNNING' AND task.worker_id = outcome.holder
-    RETURNING task.id, task.last_attempted_at, task.available_after
+    RETURNING task.id, task.last_attempted_at, task.available_after, task.status,
+        task.cancel_requested_by,
+        outcome.status = 'READY' AND task.cancel_requested_by <> '' AS stopped
 ),
 attempt AS (
     INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status)
     SELECT held.id, outcome.holder, held.last_attempted_at, STATEMENT_TIMESTAMP(),
-           outcome.attempt_status
+           CASE WHEN held.stopped THEN 'FAILED' ELSE outcome.attempt_status END
     FROM held JOIN outcome ON outcome.id = held.id
     RETURNING id, task_id
 ),
 error AS (
     INSERT INTO {error} (attempt_id, exception_class_path, traceback)
-    SELECT attempt.id, outcome.error_class, outcome.error_traceback
-    FROM attempt JOIN outcome ON outcome.id = attempt.task_id
-    WHERE outcome.error_class IS NOT NULL
+    SELECT attempt.id,
+        CASE WHEN held.stopped THEN 'conveyor.exceptions.TaskCancelled'
+            ELSE outcome.error_class END,
+        CASE WHEN held.stopped THEN
+            COALESCE(RTRIM(outcome.error_traceback, E'\\n') || E'\\n\\n', '')
+            || 'conveyor.exceptions.TaskCancelled: The task was cancelled (requested by '
+            || held.cancel_requested_by || ' while the attempt ran)' || E'\\n'
+            ELSE outcome.error_traceback END
+    FROM attempt JOIN outcome ON outcome.id = attempt.task_id JOIN held ON held.id = attempt.task_id
+    WHERE outcome.error_class IS NOT NULL OR held.stopped
 )
-SELECT held.id, held.available_after, STATEMENT_TIMESTAMP() FROM held
+SELECT held.id, held.available_after, STATEMENT_TIMESTAMP(), held.stopped,
+    held.cancel_requested_by
+FROM held
 """
 FINISH_ROW = (
     "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::float8, "
-    "%s::varchar, %s::text)"
+    "%s::integer, %s::varchar, %s::text)"
 )
 
 # Insert a batch from one array per column: a short statement whatever the batch size, which
@@ -151,9 +178,10 @@ class PostgreSQLEngine(PortableEngine):
                 outcome.record.attempt_count,
                 holder,
                 status,
-                outcome.status,
+                outcome.attempt_status,
                 None if value is None else json.dumps(value),
                 None if delay is None else delay.total_seconds(),
+                int(outcome.snooze is not None),
                 error.exception_class_path if error else None,
                 error.traceback if error else None,
             ]
@@ -166,14 +194,16 @@ class PostgreSQLEngine(PortableEngine):
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             skip_results(cursor, PLANNER_STATEMENTS)
-            held = {pk: (available_after, now) for pk, available_after, now in cursor.fetchall()}
+            held = {row[0]: row[1:] for row in cursor.fetchall()}
         written = []
         for outcome, holder, status in decided:
             if outcome.record.pk not in held:
                 log_lost_fence(outcome.record, holder)
                 continue
-            available_after, now = held[outcome.record.pk]
-            if status == READY:
+            available_after, now, stopped, requested_by = held[outcome.record.pk]
+            if stopped:
+                written.append(Written(stopped_by_cancel(outcome, requested_by), FAILED, now, None))
+            elif status == READY:
                 written.append(Written(outcome, status, None, available_after))
             else:
                 written.append(Written(outcome, status, now, None))
@@ -181,6 +211,13 @@ class PostgreSQLEngine(PortableEngine):
 
     def wakeup_source(self) -> WakeupSource:
         return PostgreSQLNotifications(self.using, on_queues_changed=self.forget_paused)
+
+    def cancel_source(self) -> WakeupSource:
+        return PostgreSQLNotifications(self.using, CANCEL_CHANNEL)
+
+    def notify_cancel(self) -> None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {CANCEL_CHANNEL}")
 
     def wake_workers(self) -> None:
         # Inserts notify through the conveyor_task trigger; this is for other changes.

@@ -38,7 +38,10 @@ class Recovery(Transitions):
             if only is not None:
                 lost = lost.filter(worker_id=only)
             rows = list(lost.order_by("pk").select_for_update(skip_locked=True))
-            outcomes = [lost_outcome(row, seen.get(row.worker_id), recovered_by) for row in rows]
+            outcomes = [
+                self.decided(lost_outcome(row, seen.get(row.worker_id), recovered_by))
+                for row in rows
+            ]
             written = self.write_outcomes(outcomes, [r.worker_id for r in rows]) if rows else []
             for item in written:
                 record = item.outcome.record

@@ -53,6 +53,10 @@ class Registry(Recovery):
         row = self.worker_rows().filter(worker_id=worker_id)
         return bool(self.retrying(lambda: row.update(last_heartbeat_at=Now())))
 
+    def report_stuck(self, worker_id: str, stuck_threads: int) -> None:
+        row = self.worker_rows().filter(worker_id=worker_id)
+        self.retrying(lambda: row.update(stuck_threads=stuck_threads))
+
     def deregister_worker(self, worker_id: str) -> None:
         self.retrying(lambda: self.worker_rows().filter(worker_id=worker_id).delete())
 

@@ -8,7 +8,7 @@ from typing import Any
 
 # Finish: lock the rows still held for the attempts that ended, with the database clock.
 LOCK_HELD_SQL = (
-    "SELECT id, attempt_count, worker_id, {now} FROM {task} "
+    "SELECT id, attempt_count, worker_id, cancel_requested_by, {now} FROM {task} "
     "WHERE id IN ({ids}) AND status = 'RUNNING' ORDER BY id{lock}"
 )
 # Finish: a final state, for every row of a group with the same outcome.
@@ -20,6 +20,11 @@ FINAL_SQL = (
 RETRY_SQL = (
     "UPDATE {task} SET status = 'READY', available_after = %s, hold = %s, worker_id = '' "
     "WHERE id IN ({ids})"
+)
+# Finish: a snoozed attempt, back to READY after the delay the task asked for.
+SNOOZE_SQL = (
+    "UPDATE {task} SET status = 'READY', available_after = %s, hold = %s, worker_id = '', "
+    "snoozes = snoozes + 1 WHERE id IN ({ids})"
 )
 INSERT_ATTEMPTS_SQL = (
     "INSERT INTO {attempt} (task_id, worker_id, started_at, stopped_at, status) "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,11 +20,13 @@ from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
 from conveyor.columns import HOLD_NONE, HOLD_TIME
+from conveyor.exceptions import SnoozeLimit
+from conveyor.failures import cancelled_while_running, error_from_message
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store import statements as sql
 from conveyor.store.core import EngineCore
 from conveyor.store.statements import placeholders
-from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
+from conveyor.store.values import SNOOZED, NewTask, Outcome, QueueFilter, Written
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +44,7 @@ class Batch:
 
     now: datetime
     updates: dict[tuple[Any, ...], tuple[dict[str, Any], list[int]]] = field(default_factory=dict)
-    attempts: list[tuple[TaskRecord, TaskResultStatus, TaskError | None]] = field(
-        default_factory=list
-    )
+    attempts: list[tuple[TaskRecord, str, TaskError | None]] = field(default_factory=list)
     written: list[Written] = field(default_factory=list)
 
     def update(self, pk: int, key: tuple[Any, ...], values: dict[str, Any]) -> None:
@@ -148,14 +148,49 @@ class Transitions(EngineCore):
         if not outcomes:
             return []
         holders = [worker_id] * len(outcomes)
-        return self.retrying(lambda: self.write_outcomes(outcomes, holders))
+        # Decided before the write: a policy is the user's code, kept out of the transaction.
+        decided = [self.decided(outcome) for outcome in outcomes]
+        return self.retrying(lambda: self.write_outcomes(decided, holders))
+
+    def decided(self, outcome: Outcome) -> Outcome:
+        """The outcome with the retry decision of a failure made (by `self.decider`, which
+        the backend gives the engine); a policy's own failure replaces the error."""
+        record = outcome.record
+        if outcome.snooze is not None:
+            return self.snooze_or_fail(outcome)
+        if outcome.status != FAILED or outcome.decision is not None:
+            return outcome
+        earlier = record.attempt_count > 1 or record.started_at != record.last_attempted_at
+        if outcome.result is None and outcome.history is None and earlier:
+            # The policy's task_result counts attempts: read those that came before.
+            outcome = replace(outcome, history=self.histories([record.pk]).get(record.pk, []))
+        decision = self.decider(outcome)
+        return replace(outcome, decision=decision, error=decision.error or outcome.error)
+
+    def snooze_or_fail(self, outcome: Outcome) -> Outcome:
+        """A snooze within the queue's max_snoozes, or else a failure (SnoozeLimit) under
+        the retry policy."""
+        record = outcome.record
+        limit = self.options.policy(record.queue_name).max_snoozes
+        if record.snoozes < limit:
+            return outcome
+        message = f"The task snoozed {record.snoozes} times, the most max_snoozes allows"
+        failed = replace(
+            outcome,
+            status=FAILED,
+            snooze=None,
+            error=error_from_message(SnoozeLimit, message),
+            exception=SnoozeLimit(message),
+        )
+        return self.decided(failed)
 
     def decide(self, outcome: Outcome) -> tuple[TaskResultStatus, timedelta | None]:
         """The state an outcome leaves its task in, and the retry's delay (None: final)."""
+        if outcome.snooze is not None:
+            return READY, outcome.snooze
         if outcome.status != FAILED:
             return outcome.status, None
-        record = outcome.record
-        delay = self.options.policy(record.queue_name).retry_delay(record.attempt_count)
+        delay = (outcome.decision or self.decider(outcome)).retry_in
         return (FAILED, None) if delay is None else (READY, delay)
 
     def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:
@@ -165,15 +200,17 @@ class Transitions(EngineCore):
             held, now = self._lock_held([o.record.pk for o in outcomes])
             batch = Batch(now=now)
             for outcome, holder in zip(outcomes, holders, strict=True):
-                if held.get(outcome.record.pk) != (outcome.record.attempt_count, holder):
+                attempt, held_by, cancel_requested_by = held.get(outcome.record.pk, (0, "", ""))
+                if (attempt, held_by) != (outcome.record.attempt_count, holder):
                     log_lost_fence(outcome.record, holder)
                     continue
-                self._settle(batch, outcome)
+                self._settle(batch, outcome, cancel_requested_by)
             self._write(batch)
         return batch.written
 
-    def _lock_held(self, ids: list[int]) -> tuple[dict[int, tuple[int, str]], datetime]:
-        """Lock the RUNNING rows among ids; map id -> (attempt, holder), and read the clock."""
+    def _lock_held(self, ids: list[int]) -> tuple[dict[int, tuple[int, str, str]], datetime]:
+        """Lock the RUNNING rows among ids; map id -> (attempt, holder, cancel requested by),
+        and read the clock."""
         statement = sql.LOCK_HELD_SQL.format(
             task=self.table(TaskRecord),
             now=self.now_sql,
@@ -183,24 +220,29 @@ class Transitions(EngineCore):
         with self.connection.cursor() as cursor:
             cursor.execute(statement, ids)
             rows = cursor.fetchall()
-        now = self.rows.datetime(rows[0][3]) if rows else self.database_now()
-        return {pk: (attempt, holder) for pk, attempt, holder, _ in rows}, now
+        now = self.rows.datetime(rows[0][4]) if rows else self.database_now()
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}, now
 
-    def _settle(self, batch: Batch, outcome: Outcome) -> None:
+    def _settle(self, batch: Batch, outcome: Outcome, cancel_requested_by: str = "") -> None:
         record = outcome.record
         status, delay = self.decide(outcome)
+        if delay is not None and cancel_requested_by:
+            # Cancelled while the attempt ran: what would come back (a retry, a snooze) ends.
+            outcome = stopped_by_cancel(outcome, cancel_requested_by)
+            status, delay = FAILED, None
         if delay is not None:
             available_after = batch.now + delay
+            kind = SNOOZED if outcome.snooze is not None else READY
             hold = HOLD_TIME if delay > timedelta(0) else HOLD_NONE
             values = {"available_after": available_after, "hold": hold}
-            batch.update(record.pk, (READY, available_after, hold), values)
+            batch.update(record.pk, (kind, available_after, hold), values)
             batch.written.append(Written(outcome, READY, None, available_after))
         else:
             value = outcome.return_value if status == SUCCESSFUL else None
             values = {"finished_at": batch.now, "return_value": value}
             batch.update(record.pk, (status, json.dumps(value, sort_keys=True)), values)
             batch.written.append(Written(outcome, status, batch.now, None))
-        batch.attempts.append((record, outcome.status, outcome.error))
+        batch.attempts.append((record, outcome.attempt_status, outcome.error))
 
     def _write(self, batch: Batch) -> None:
         """The UPDATEs (one per group of equal outcomes), then attempts and errors."""
@@ -208,8 +250,9 @@ class Transitions(EngineCore):
         table = self.table(TaskRecord)
         with self.connection.cursor() as cursor:
             for (status, *_), (values, ids) in batch.updates.items():
-                if status == READY:
-                    statement = sql.RETRY_SQL.format(task=table, ids=placeholders(ids))
+                if status in (READY, SNOOZED):
+                    again = sql.RETRY_SQL if status == READY else sql.SNOOZE_SQL
+                    statement = again.format(task=table, ids=placeholders(ids))
                     params = [adapt(values["available_after"]), values["hold"]]
                 else:
                     statement = sql.FINAL_SQL.format(task=table, ids=placeholders(ids))
@@ -262,6 +305,16 @@ def claim_sort_key(record: TaskRecord) -> tuple[Any, ...]:
         record.attempt_count,
         record.enqueued_at,
         record.pk,
+    )
+
+
+def stopped_by_cancel(outcome: Outcome, requested_by: str) -> Outcome:
+    """A failed or snoozed attempt of a task whose cancel was requested, as the end."""
+    return replace(
+        outcome,
+        status=FAILED,
+        snooze=None,
+        error=cancelled_while_running(requested_by, outcome.error),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -10,7 +11,7 @@ from django.db.models import Q
 from django.tasks import TaskResultStatus
 from django.tasks.base import TaskError
 
-from conveyor.models import TaskRecord
+from conveyor.models import Attempt, TaskRecord
 from conveyor.store.statements import placeholders
 
 
@@ -87,11 +88,28 @@ class NewTask:
 
 
 @dataclass(frozen=True, slots=True)
+class Decision:
+    """What a failed attempt leaves its task to: a retry after `retry_in`, or (None) the end.
+
+    `error` replaces the attempt's error when the policy itself failed (it raised, or
+    answered nonsense): the attempt then records why the task was not retried.
+    """
+
+    retry_in: timedelta | None
+    error: TaskError | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """How one claimed attempt ended, as the runner (or recovery) reports it.
 
     `exception` is the exception itself when this process saw it; it is not stored, but lets
     task_finished receivers read it from sys.exc_info(), as Django's contract promises.
+    `result` is the TaskResult the runner built before the attempt (the retry policy's
+    `task_result`); without one, the store adds the task's earlier attempts as `history`
+    for the policy. `decision` is the retry decision once the store has made it. `snooze`
+    is set when the task raised conveyor.Snooze: it runs again after that delay, and the
+    attempt is recorded as SNOOZED, not as a failure.
     """
 
     record: TaskRecord
@@ -99,6 +117,23 @@ class Outcome:
     return_value: Any = None
     error: TaskError | None = None
     exception: BaseException | None = field(default=None, compare=False, repr=False)
+    result: Any = field(default=None, compare=False, repr=False)
+    history: Sequence[Attempt] | None = field(default=None, compare=False, repr=False)
+    decision: Decision | None = None
+    snooze: timedelta | None = None
+
+    @property
+    def attempt_status(self) -> str:
+        """The status of the Attempt row this outcome writes."""
+        return SNOOZED if self.snooze is not None else str(self.status)
+
+
+SNOOZED = "SNOOZED"
+
+
+# Decides the fate of a FAILED outcome; the backend hands the store one that reads each
+# task's own options (conveyor.policies), so that the store never imports tasks itself.
+RetryDecider = Callable[[Outcome], Decision]
 
 
 @dataclass(frozen=True, slots=True)

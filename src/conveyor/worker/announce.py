@@ -71,8 +71,17 @@ def send_finished(sender: type, result: AnyResult, exception: BaseException | No
 
 def log_outcome(item: Written) -> None:
     """One line per failed attempt (WARNING with the retry's time, or ERROR when final, with
-    the traceback)."""
+    the traceback), and per snooze (INFO)."""
     outcome = item.outcome
+    if outcome.snooze is not None and item.status == READY:
+        logger.info(
+            "Task id=%s path=%s attempt=%d snoozed; runs again at %s",
+            outcome.record.pk,
+            outcome.record.task_path,
+            outcome.record.attempt_count,
+            item.available_after.isoformat() if item.available_after else "?",
+        )
+        return
     if outcome.status != FAILED:
         return
     record, error = outcome.record, outcome.error

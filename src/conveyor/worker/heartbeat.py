@@ -1,15 +1,19 @@
-"""The worker's row in the registry, kept fresh by a thread that beats while tasks run."""
+"""The worker's row in the registry, kept fresh by a thread that beats while tasks run; the
+same thread looks for cancel requests of the running tasks (see cancels.py)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from functools import partial
 
 from django.db import DatabaseError
 
 from conveyor.exceptions import WorkerIdInUse
 from conveyor.store import Engine, QueueFilter
+from conveyor.worker.cancels import CancelWatch
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.identity import Identity
 from conveyor.worker.service import BackgroundThread
@@ -23,13 +27,25 @@ class Heartbeat(BackgroundThread):
     thread_name = "conveyor-heartbeat"
 
     def __init__(
-        self, store: Engine, identity: Identity, queues: QueueFilter, health: DatabaseHealth
+        self,
+        store: Engine,
+        identity: Identity,
+        queues: QueueFilter,
+        health: DatabaseHealth,
+        *,
+        cancels: CancelWatch | None = None,
     ) -> None:
         super().__init__()
         self.store = store
         self.health = health
         self.identity = identity
         self.queues = queues
+        self.cancels = cancels
+        self._look_now = threading.Event()
+
+    def look_now(self) -> None:
+        """Look for cancel requests now, not at the next beat (a notification arrived)."""
+        self._look_now.set()
 
     def start(self) -> None:
         """Register (raising if the database cannot be reached), then start beating."""
@@ -37,6 +53,8 @@ class Heartbeat(BackgroundThread):
         super().start()
 
     def stop(self, *, deregister: bool = False) -> None:
+        self.stopping.set()
+        self._look_now.set()  # ends the wait at once
         super().stop()
         if deregister:
             try:
@@ -68,8 +86,28 @@ class Heartbeat(BackgroundThread):
 
     def run(self) -> None:
         interval = self.store.options.heartbeat_interval.total_seconds()
-        while not self.stopping.wait(interval):
-            self.beat()
+        next_beat = time.monotonic() + interval
+        while True:
+            self._look_now.wait(max(next_beat - time.monotonic(), 0))
+            self._look_now.clear()
+            if self.stopping.is_set():
+                return
+            if time.monotonic() >= next_beat:
+                self.beat()
+                next_beat = time.monotonic() + interval
+            self.look()
+
+    def look(self) -> None:
+        if self.cancels is None:
+            return
+        try:
+            self.cancels.look()
+        except DatabaseError as exc:
+            self.health.failed()
+            logger.debug(
+                "Reading cancel requests failed worker=%s: %s", self.identity.worker_id, exc
+            )
+            self.store.reset_connection()
 
     def beat(self) -> None:
         try:

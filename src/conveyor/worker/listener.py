@@ -35,3 +35,9 @@ class Listener(BackgroundThread):
                 logger.debug("Wake-up source failed (%s); reconnecting in %ss", exc, delay)
                 self.wake()  # tasks may have arrived unheard: let the worker look
                 self.stopping.wait(delay)
+
+
+class CancelListener(Listener):
+    """A Listener on the store's cancel source: calls `wake` when a cancel is requested."""
+
+    thread_name = "conveyor-cancel-listener"

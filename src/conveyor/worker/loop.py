@@ -31,6 +31,7 @@ from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeBuffer
 from conveyor.worker.pool import ExecutionPool
 from conveyor.worker.scheduler import Scheduler
+from conveyor.worker.service import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class WorkerParts:
     maintenance: Maintenance
     listener: Listener | None
     scheduler: Scheduler | None = None
+    cancel_listener: Listener | None = None
     outage_backoff: Backoff = OUTAGE_BACKOFF
 
 
@@ -87,6 +89,7 @@ class Worker:
         self._outage_since: float | None = None
         self._outage_failures = 0
         self._claim_uncertain = False
+        self._next_deadline: float | None = None
 
     # -- control ------------------------------------------------------------------------------
 
@@ -105,10 +108,8 @@ class Worker:
         if not self._register():
             return EXIT_OK  # stopped before the database could be reached
         self.parts.maintenance.start()
-        if self.parts.listener is not None:
-            self.parts.listener.start()
-        if self.parts.scheduler is not None:
-            self.parts.scheduler.start()
+        for thread in self._background():
+            thread.start()
         logger.info(
             "Worker=%s started backend=%s queues=%s concurrency=%d",
             self.identity.worker_id,
@@ -163,6 +164,7 @@ class Worker:
         (None when no slot was free or the worker is stopping)."""
         if self._claim_uncertain:
             self._reconcile()
+        self._next_deadline = self.pool.expire()
         if self._stopping_at is not None:
             self.flush(force=True)
             return None
@@ -192,7 +194,14 @@ class Worker:
         return len(records)
 
     def _timeout(self, claimed: int | None) -> float:
-        """How long to wait for a wake-up before the next step."""
+        """How long to wait for a wake-up before the next step (at most until the next
+        task's deadline)."""
+        timeout = self._wait(claimed)
+        if self._next_deadline is not None:
+            return min(timeout, self._next_deadline)
+        return timeout
+
+    def _wait(self, claimed: int | None) -> float:
         if claimed and self.pool.free() > 0:
             self._idle_delay = self.settings.delay_min.total_seconds()
             return 0.0  # the batch was full: more may be due, claim again at once
@@ -255,11 +264,19 @@ class Worker:
                 return
         logger.error("Could not record interrupted tasks; recovery will take them back")
 
+    def _background(self) -> list[BackgroundThread]:
+        """The optional background threads: the scheduler and the listeners."""
+        parts = self.parts
+        found: list[BackgroundThread | None] = [
+            parts.scheduler,
+            parts.listener,
+            parts.cancel_listener,
+        ]
+        return [thread for thread in found if thread is not None]
+
     def _shut_down(self, *, clean: bool) -> None:
-        if self.parts.scheduler is not None:
-            self.parts.scheduler.stop()
-        if self.parts.listener is not None:
-            self.parts.listener.stop()
+        for thread in self._background():
+            thread.stop()
         self.parts.maintenance.stop()
         if clean:
             self.pool.close()

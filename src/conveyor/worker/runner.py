@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from inspect import iscoroutinefunction
 from typing import Any
@@ -12,8 +14,9 @@ from django.tasks import TaskContext, TaskResultStatus
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
-from conveyor.exceptions import MalformedTask
-from conveyor.failures import error_from_exception
+from conveyor import control
+from conveyor.exceptions import MalformedTask, Snooze, TaskTimeout
+from conveyor.failures import error_from_exception, error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
 from conveyor.store import Outcome
@@ -48,28 +51,80 @@ class Prepared:
         return Outcome(self.record, TaskResultStatus.SUCCESSFUL, return_value=value)
 
 
-def run_sync(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
-    """Run a claimed task in this thread."""
+def run_sync(
+    record: TaskRecord, history: Sequence[Attempt], *, cancel_flag: threading.Event | None = None
+) -> Outcome:
+    """Run a claimed task in this thread; `cancel_flag` is what conveyor.cancel_requested()
+    reads in it."""
+    prepared = None
     try:
         prepared = Prepared(record, history)
         prepared.started()
         args, kwargs = prepared.call_arguments()
-        return prepared.succeeded(prepared.task.call(*args, **kwargs))
+        with control.running(cancel_flag):
+            value = prepared.task.call(*args, **kwargs)
+        return prepared.succeeded(value)
+    except Snooze as snooze:
+        return snoozed(record, snooze, prepared)
     except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
-        return failed(record, exc)
+        return failed(record, exc, prepared)
     finally:
         close_old_connections()
 
 
-async def run_async(record: TaskRecord, history: Sequence[Attempt]) -> Outcome:
-    """Run a claimed coroutine task on this thread's event loop."""
+async def run_async(
+    record: TaskRecord,
+    history: Sequence[Attempt],
+    *,
+    timeout: float | None = None,
+    cancel_flag: threading.Event | None = None,
+) -> Outcome:
+    """Run a claimed coroutine task on this thread's event loop, cancelled at `timeout`
+    seconds (then failed with TaskTimeout)."""
+    prepared = None
     try:
         prepared = Prepared(record, history)
         await prepared.astarted()
         args, kwargs = prepared.call_arguments()
-        return prepared.succeeded(await prepared.task.acall(*args, **kwargs))
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                with control.running(cancel_flag):
+                    value = await prepared.task.acall(*args, **kwargs)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise  # the task's own TimeoutError
+            raise TaskTimeout(timeout_message(timeout or 0)) from exc
+        return prepared.succeeded(value)
+    except Snooze as snooze:
+        return snoozed(record, snooze, prepared)
     except BaseException as exc:  # noqa: BLE001 - as in run_sync
-        return failed(record, exc)
+        return failed(record, exc, prepared)
+
+
+def snoozed(record: TaskRecord, snooze: Snooze, prepared: Prepared | None) -> Outcome:
+    """The task asked to run again after a delay: not a failure."""
+    return Outcome(
+        record,
+        TaskResultStatus.READY,
+        snooze=snooze.delay,
+        result=None if prepared is None else prepared.result,
+    )
+
+
+def timeout_message(seconds: float) -> str:
+    return f"The task ran longer than its timeout of {seconds:g}s"
+
+
+def timed_out(record: TaskRecord, seconds: float) -> Outcome:
+    """The outcome recorded at the deadline of a sync task that is still running."""
+    message = timeout_message(seconds)
+    return Outcome(
+        record,
+        TaskResultStatus.FAILED,
+        error=error_from_message(TaskTimeout, message),
+        exception=TaskTimeout(message),
+    )
 
 
 def is_async(record: TaskRecord) -> bool:
@@ -98,5 +153,11 @@ def stored_arguments(record: TaskRecord) -> tuple[list[Any], dict[str, Any]]:
     return args, kwargs
 
 
-def failed(record: TaskRecord, exc: BaseException) -> Outcome:
-    return Outcome(record, TaskResultStatus.FAILED, error=error_from_exception(exc), exception=exc)
+def failed(record: TaskRecord, exc: BaseException, prepared: Prepared | None = None) -> Outcome:
+    return Outcome(
+        record,
+        TaskResultStatus.FAILED,
+        error=error_from_exception(exc),
+        exception=exc,
+        result=None if prepared is None else prepared.result,
+    )

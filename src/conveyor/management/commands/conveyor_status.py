@@ -13,7 +13,7 @@ from django.core.management.base import CommandParser
 from django.db import DatabaseError
 
 from conveyor.failures import first_line
-from conveyor.management.arguments import duration
+from conveyor.management.arguments import duration, non_negative_int
 from conveyor.management.backends import database_backends
 from conveyor.readiness import NotMigrated, require_migrated
 from conveyor.status import (
@@ -41,6 +41,7 @@ their last tick, its task's status, and their next tick.
 prints "OK" when healthy, and exits 1 with a one-line reason on stderr when:
   - a queue has due tasks and no live worker serves it, or
   - with --max-age, a queue's oldest due task has waited longer than that, or
+  - with --max-stuck, a live worker has more threads stuck in tasks past their timeout, or
   - the database cannot be reached.
 Deferred tasks that are not due yet never make a backend unhealthy. --check reads only the
 due tasks and the worker registry, never the whole history, so it stays cheap on big tables.
@@ -77,6 +78,13 @@ class Command(BaseCommand):
             help="Unhealthy when the oldest due task has waited longer, e.g. '5 minutes', "
             "'90' (seconds) or 'PT5M'.",
         )
+        parser.add_argument(
+            "--max-stuck",
+            type=non_negative_int,
+            metavar="N",
+            help="Unhealthy when a live worker has more than N threads stuck in sync tasks "
+            "past their timeout.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         backends = database_backends(options["backend"])
@@ -94,7 +102,11 @@ class Command(BaseCommand):
             if not options["check"]:
                 raise CommandError(f"Cannot read the database: {reason}") from exc
             self.unhealthy(reason)
-        found = [line for state in states for line in problems(state, max_age=options["max_age"])]
+        found = [
+            line
+            for state in states
+            for line in problems(state, max_age=options["max_age"], max_stuck=options["max_stuck"])
+        ]
         if options["json"]:
             document = {
                 "healthy": not found,
@@ -156,7 +168,16 @@ QUEUE_COLUMNS = (
     "DEAD WORKERS",
 )
 SCHEDULE_COLUMNS = ("SCHEDULE", "TASK", "WHEN", "LAST TICK", "LAST STATUS", "NEXT TICK")
-WORKER_COLUMNS = ("WORKER", "HOST", "PID", "QUEUES", "STARTED", "LAST HEARTBEAT", "STATE")
+WORKER_COLUMNS = (
+    "WORKER",
+    "HOST",
+    "PID",
+    "QUEUES",
+    "STARTED",
+    "LAST HEARTBEAT",
+    "STATE",
+    "STUCK",
+)
 
 
 def render(state: BackendState) -> str:
@@ -197,6 +218,7 @@ def render(state: BackendState) -> str:
             w.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             f"{human_duration(max(state.database_time - w.last_heartbeat_at, ZERO))} ago",
             "live" if w.alive else "dead",
+            w.stuck_threads,
         ]
         for w in state.workers
     ]

@@ -29,6 +29,7 @@ from conveyor.store import QueueFilter
 from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
+from conveyor.worker.pool import ISOLATIONS, THREAD
 from conveyor.worker.scheduler import Planned
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
@@ -95,6 +96,13 @@ class Command(BaseCommand):
             "loop (default: %(default)s).",
         )
         parser.add_argument(
+            "--isolation",
+            choices=ISOLATIONS,
+            default=THREAD,
+            help="Where sync tasks run: 'thread' (default), or 'process': a child process per "
+            "slot, killed and replaced when a task passes its timeout or is cancelled.",
+        )
+        parser.add_argument(
             "--processes",
             "-p",
             type=positive_int,
@@ -147,7 +155,14 @@ class Command(BaseCommand):
         # A oneshot run only drains what is due; it enqueues no ticks.
         scheduling = not options["no_schedule"] and not options["oneshot"]
         planned = planned_schedules(backend) if scheduling else {}
-        worker = build_worker(backend.store, identity, settings, planned)
+        worker = build_worker(
+            backend.store,
+            identity,
+            settings,
+            planned,
+            timeout_of=backend.policies.timeout,
+            isolation=options["isolation"],
+        )
         install_signal_handlers(worker)
         try:
             status = worker.run()
