@@ -13,7 +13,7 @@ from django.db import connection
 from django.tasks import TaskResultStatus
 
 from conveyor.models import WorkerRecord
-from conveyor.store.listen import NOTIFY_CHANNEL
+from conveyor.store.listen import QUEUES_CHANNEL
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
 from tests.tasksapp.tasks import async_sleep, record
@@ -112,12 +112,13 @@ def test_an_idle_worker_without_notifications_polls_within_delay_max(start_worke
 
 
 def listening() -> bool:
-    """Whether a session of this database waits on conveyor's notification channel."""
+    """Whether a session of this database waits on conveyor's notification channels (the
+    wake-up listener's last statement LISTENs to the queues' channel, after the tasks')."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND query = %s",
-            [f"LISTEN {NOTIFY_CHANNEL}"],
+            [f"LISTEN {QUEUES_CHANNEL}"],
         )
         (count,) = cursor.fetchone()
     return bool(count)
