@@ -6,14 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from conveyor.bulk import enqueue_many
+    from conveyor.meta import ametadata, enqueue, metadata, update_metadata
 
-__all__ = ["enqueue_many"]
+__all__ = ["ametadata", "enqueue", "enqueue_many", "metadata", "update_metadata"]
+
+_LAZY = {
+    "enqueue_many": "conveyor.bulk",
+    "enqueue": "conveyor.meta",
+    "metadata": "conveyor.meta",
+    "ametadata": "conveyor.meta",
+    "update_metadata": "conveyor.meta",
+}
 
 
 def __getattr__(name: str) -> Any:
     # Imported on first use: the package loads before Django's app registry is ready.
-    if name == "enqueue_many":
-        from conveyor.bulk import enqueue_many
+    if name in _LAZY:
+        from importlib import import_module
 
-        return enqueue_many
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'conveyor' has no attribute {name!r}")

@@ -46,6 +46,9 @@ class TaskRecord(models.Model):
     return_value = models.JSONField(null=True, blank=True)
     # The worker holding the task while it is RUNNING; empty otherwise.
     worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH, blank=True, default="")
+    # What the enqueuer and the running task say about it (progress, trace context); NULL
+    # until someone gives any. Written by key, so concurrent writers keep each other's keys.
+    metadata = models.JSONField(null=True, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
 

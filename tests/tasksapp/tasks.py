@@ -123,3 +123,25 @@ RELEASE = threading.Event()
 def held() -> None:
     """Wait until the test running it in process releases it (at most a minute)."""
     RELEASE.wait(60)
+
+
+@task(takes_context=True)
+def steps(context: Any, total: int, gate: str = "") -> int:
+    """Report progress through `total` steps; after the first, wait for the file `gate`
+    (if given) to exist, so a test can read the progress from another process."""
+    context.metadata["stage"] = "started"
+    for done in range(1, total + 1):
+        context.set_progress(done, total)
+        if gate and done == 1:
+            while not os.path.exists(gate):
+                time.sleep(0.01)
+    context.metadata["stage"] = "done"  # saved when the attempt ends
+    return total
+
+
+@task(takes_context=True)
+def annotate(context: Any, key: str, value: Any) -> dict[str, Any]:
+    """Set one metadata key (saved when the attempt ends); return the metadata it saw."""
+    seen = dict(context.metadata)
+    context.metadata[key] = value
+    return seen

@@ -18,6 +18,13 @@ def positive_int(value: str) -> int:
     return number
 
 
+def port(value: str) -> int:
+    number = positive_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {number}")
+    return number
+
+
 def milliseconds(value: str) -> timedelta:
     return timedelta(milliseconds=non_negative(value, "milliseconds"))
 

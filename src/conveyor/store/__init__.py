@@ -15,6 +15,7 @@ from conveyor.store.sqlite import SQLiteEngine
 from conveyor.store.values import (
     Applied,
     DueCount,
+    Gauges,
     NewTask,
     Outcome,
     QueueCount,
@@ -45,6 +46,7 @@ __all__ = [
     "Applied",
     "DueCount",
     "Engine",
+    "Gauges",
     "NewTask",
     "Outcome",
     "QueueCount",

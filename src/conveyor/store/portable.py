@@ -1,16 +1,17 @@
 """The portable engine: what every database shares, in SQL that SQLite and MariaDB/MySQL
 both speak. Engines subclass it and override its hooks where their database does better:
 `claim_rows` (always), `insert_batch`, `write_outcomes`, `write_transaction`,
-`is_transient`, `wakeup_source` and `wake_workers`."""
+`is_transient`, `wakeup_source`, `wake_workers` and `merged_metadata_sql`."""
 
 from __future__ import annotations
 
 from conveyor.store.actions import Actions
 from conveyor.store.leases import Leases
+from conveyor.store.metadata import Metadata
 from conveyor.store.reads import Reads
 from conveyor.store.registry import Registry
 from conveyor.store.retention import Retention
 
 
-class PortableEngine(Registry, Actions, Leases, Retention, Reads):
+class PortableEngine(Registry, Actions, Leases, Retention, Reads, Metadata):
     """Task state for one backend on one database (see conveyor.store.engine.Engine)."""

@@ -7,10 +7,12 @@ from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from django.db.models import Count, Min, Q
+from django.db.models.functions import Now
+from django.tasks import TaskResultStatus
 
-from conveyor.models import Attempt, TaskRecord
+from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.core import EngineCore
-from conveyor.store.values import DueCount, QueueCount
+from conveyor.store.values import DueCount, Gauges, QueueCount, QueueGauge
 
 RESULTS_CHUNK_SIZE = 500
 RECENT_MINUTE = timedelta(minutes=1)
@@ -79,3 +81,34 @@ class Reads(EngineCore):
         return [
             QueueCount(row["queue_name"], row["status"], row["n"], row["minute"]) for row in rows
         ]
+
+    def gauges(self) -> Gauges:
+        now = self.database_now()
+        due = Q(status=TaskResultStatus.READY, available_after__lte=now)
+        rows = (
+            self.task_rows()
+            .filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
+            .values("queue_name")
+            .annotate(
+                due=Count("pk", filter=due),
+                deferred=Count("pk", filter=Q(status=TaskResultStatus.READY) & ~due),
+                running=Count("pk", filter=Q(status=TaskResultStatus.RUNNING)),
+                oldest=Min("available_after", filter=due),
+            )
+            .order_by()
+        )
+        queues = [
+            QueueGauge(
+                row["queue_name"],
+                row["due"],
+                row["deferred"],
+                row["running"],
+                timedelta(0) if row["oldest"] is None else max(now - row["oldest"], timedelta(0)),
+            )
+            for row in rows
+        ]
+        alive = WorkerRecord.objects.using(self.using).filter(
+            backend_name=self.backend_name,
+            last_heartbeat_at__gte=Now() - self.options.worker_timeout,
+        )
+        return Gauges(queues=queues, workers_alive=alive.count())

@@ -31,10 +31,11 @@ INSERT_ERRORS_SQL = (
 # available_after is run_after or else the database clock.
 INSERT_TASKS_SQL = (
     "INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
-    "arguments, status, attempt_count, worker_id, run_after, available_after) VALUES {rows} "
+    "arguments, metadata, status, attempt_count, worker_id, run_after, available_after) "
+    "VALUES {rows} "
     "RETURNING id, enqueued_at, available_after"
 )
-INSERT_TASK_ROW = "(%s, %s, %s, %s, %s, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}))"
+INSERT_TASK_ROW = "(%s, %s, %s, %s, %s, {json}, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}))"
 # Reconcile: hand back RUNNING rows a worker holds but never received (a lost claim reply);
 # the claim's attempt is undone, as it never started.
 RELEASE_UNHELD_SQL = (

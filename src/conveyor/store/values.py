@@ -62,6 +62,8 @@ class NewTask:
     arguments: dict[str, Any]
     arguments_json: str
     run_after: datetime | None
+    # The metadata given at enqueue as JSON text, or None (the column stays NULL).
+    metadata_json: str | None = None
     pk: int | None = None
     enqueued_at: datetime | None = None
     available_after: datetime | None = None
@@ -72,9 +74,9 @@ class NewTask:
     last_attempted_at: ClassVar[datetime | None] = None
     return_value: ClassVar[Any] = None
 
-    def insert_values(self) -> tuple[str, str, str, int, bool, str, datetime | None]:
+    def insert_values(self) -> tuple[str, str, str, int, bool, str, str | None, datetime | None]:
         """What an INSERT takes from it: path, backend, queue, priority, takes_context,
-        the arguments as JSON text, run_after."""
+        the arguments and the metadata as JSON text, run_after."""
         return (
             self.task_path,
             self.backend_name,
@@ -82,6 +84,7 @@ class NewTask:
             self.priority,
             self.takes_context,
             self.arguments_json,
+            self.metadata_json,
             self.run_after,
         )
 
@@ -137,3 +140,23 @@ class DueCount:
     queue_name: str
     count: int
     oldest_wait: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauge:
+    """What one queue holds now: due, deferred and running tasks, and the oldest due one's
+    wait."""
+
+    queue_name: str
+    due: int
+    deferred: int
+    running: int
+    oldest_due_wait: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """The state of a backend for a metrics scrape: its queues and its live workers."""
+
+    queues: list[QueueGauge]
+    workers_alive: int
