@@ -15,6 +15,7 @@ from django.contrib.admin import ActionLocation
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Now
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
@@ -37,6 +38,7 @@ from conveyor.admin.listing import (
 from conveyor.admin.operations import Operation, delete_tasks, describe, perform
 from conveyor.backend import MAX_RESULT_ID_DIGITS
 from conveyor.backends import conveyor_backends
+from conveyor.context import PROGRESS_KEY
 from conveyor.models import Attempt, Error, TaskRecord
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
@@ -91,7 +93,7 @@ TIME_FIELDS = (
     "last_attempted",
     "finished",
 )
-DATA_FIELDS = ("arguments_json", "return_value_json")
+DATA_FIELDS = ("progress_bar", "metadata_json", "arguments_json", "return_value_json")
 HELP_TEXTS = {
     "attempts_made": "Runs of this task so far, the one running now included: the result's "
     "attempts.",
@@ -207,7 +209,13 @@ class TaskChangeList(ChangeList):
             self.title = gettext("Select %s to view") % self.opts.verbose_name
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
-        return super().get_queryset(request, exclude_parameters).defer("arguments", "return_value")
+        # Of the metadata, only the progress: the rest is the project's and may be large.
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .defer("arguments", "return_value", "metadata")
+            .annotate(progress=KeyTransform(PROGRESS_KEY, "metadata"))
+        )
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -262,7 +270,7 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fieldsets = (
         (None, {"fields": TASK_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
-        ("Arguments and result", {"fields": DATA_FIELDS}),
+        ("Progress, metadata, arguments and result", {"fields": DATA_FIELDS}),
     )
     readonly_fields = TASK_FIELDS + TIME_FIELDS + DATA_FIELDS
 
@@ -329,7 +337,19 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, record: TaskRecord) -> SafeString:
-        return display.badge(record.status)
+        """The status, and under it the progress when the task reports one."""
+        progress = getattr(record, "progress", None)  # annotated by the changelist
+        bar = display.progress({PROGRESS_KEY: progress}) if progress is not None else ""
+        return format_html("{}{}", display.badge(record.status), bar)
+
+    @admin.display(description="progress")
+    def progress_bar(self, record: TaskRecord) -> SafeString | str:
+        metadata = record.metadata if isinstance(record.metadata, dict) else {}
+        return display.progress(metadata) or display.EMPTY
+
+    @admin.display(description="metadata")
+    def metadata_json(self, record: TaskRecord) -> str:
+        return pretty_json(record.metadata or {})
 
     @admin.display(description="attempts")
     def attempts(self, record: TaskRecord) -> int:
