@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, override
 
 from django.contrib import admin, messages
@@ -20,11 +20,13 @@ from django.db.models.functions import Now
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.tasks import TaskResultStatus
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from conveyor.admin import display
+from conveyor.admin.dashboard import dashboard_view
 from conveyor.admin.dates import date_drilldown
 from conveyor.admin.listing import (
     AttemptSummary,
@@ -283,6 +285,13 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     started = time_column("started_at")
     last_attempted = time_column("last_attempted_at")
     finished = time_column("finished_at")
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = self.admin_site.admin_view(partial(dashboard_view, self))
+        return [
+            path("dashboard/", dashboard, name="conveyor_taskrecord_dashboard"),
+            *super().get_urls(),
+        ]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList

@@ -13,6 +13,7 @@ from conveyor.store.portable import PortableEngine
 from conveyor.store.postgresql import PostgreSQLEngine
 from conveyor.store.sqlite import SQLiteEngine
 from conveyor.store.values import (
+    Activity,
     Applied,
     DueCount,
     Gauges,
@@ -43,6 +44,7 @@ def store_for(*, backend_name: str, options: BackendOptions, using: str) -> Engi
 
 
 __all__ = [
+    "Activity",
     "Applied",
     "DueCount",
     "Engine",

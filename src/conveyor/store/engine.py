@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from conveyor.conf import BackendOptions
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.values import (
+    Activity,
     Applied,
     DueCount,
     Gauges,
@@ -212,6 +213,13 @@ class Engine(Protocol):
 
     def finished_counts(self, *, since: timedelta) -> list[QueueCount]:
         """Per queue and final status: tasks finished within `since`, and within a minute."""
+        ...
+
+    def activity(self, *, since: timedelta, bucket: str, sample: int, top: int) -> Activity:
+        """Over the last `since` (database clock): tasks finished per `bucket` ("minute" or
+        "hour") and final status; the waits of the latest `sample` finished tasks; the `top`
+        task paths with the most FAILED tasks. Reads finished rows of the window only (the
+        finished_at index)."""
         ...
 
     def gauges(self) -> Gauges:

@@ -160,3 +160,17 @@ class Gauges:
 
     queues: list[QueueGauge]
     workers_alive: int
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What a backend's tasks did over a window, for the dashboard: finished tasks per time
+    bucket and final status, the waits of a sample of them, and the tasks failing most."""
+
+    now: datetime
+    # (bucket start, status, count), buckets truncated to the minute or the hour.
+    finished: list[tuple[datetime, str, int]]
+    # (finished at, wait from due to the last attempt's start), newest first, capped.
+    waits: list[tuple[datetime, timedelta]]
+    # (task path, failed tasks), most first.
+    failing: list[tuple[str, int]]
