@@ -55,6 +55,7 @@ def test_activity_counts_finished_tasks_per_bucket_and_lists_waits_and_failures(
     failed = fail_once(store)
     old = succeed_once(store)
     TaskRecord.objects.filter(pk=old.pk).update(finished_at=ago(hours=2))
+    assert done.last_attempted_at is not None
     TaskRecord.objects.filter(pk=done.pk).update(
         available_after=done.last_attempted_at - timedelta(seconds=30)
     )
