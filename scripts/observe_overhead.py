@@ -1,0 +1,85 @@
+"""The per-task cost of metrics and of tracing: drains of no-op tasks by a real worker with
+neither, with metrics (prometheus_client) and with tracing (OpenTelemetry's SDK, recording
+every span and batching it to an exporter that discards it), interleaved.
+
+    CONVEYOR_OPERATIONS_DATABASE_NAME=conveyor_observe \\
+        .venv/bin/python -m scripts.observe_overhead --tasks 5000 --repeats 3
+
+Prints, per mode, the median drain rate (tasks/s) and its cost against neither: the
+difference in seconds per task, as a share of the no-op drain's time per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ["DJANGO_SETTINGS_MODULE"] = "scripts.observe_settings"
+os.environ.setdefault("CONVEYOR_OBSERVE", "neither")
+
+import django
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+
+from benchmarks.measurements import wait_drained  # noqa: E402
+from benchmarks.processes import Workers  # noqa: E402
+from conveyor import enqueue_many  # noqa: E402
+from conveyor.models import TaskRecord  # noqa: E402
+from scripts.operations_database import prepare  # noqa: E402
+from scripts.operations_tasks import noop  # noqa: E402
+
+MODES = ("neither", "metrics", "tracing")
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
+    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s."""
+    os.environ["CONVEYOR_OBSERVE"] = mode
+    TaskRecord.objects.all().delete()
+    from conveyor import observe
+
+    enqueue_many(noop, [((), {})] * tasks)  # this process: neither (its settings say so)
+    if mode == "tracing":  # as a traced request would have enqueued them
+        TaskRecord.objects.update(metadata={"trace_context": {"traceparent": TRACEPARENT}})
+    observe.reset()
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    argv = ["conveyor_worker", "--verbosity", "0", "-c", str(concurrency)]
+    connection.ensure_connection()
+    started = time.monotonic()
+    with Workers([argv], env, log) as workers:
+        wait_drained(connection.connection, "conveyor_task", workers, log)
+    return tasks / (time.monotonic() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", type=int, default=5000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=8)
+    options = parser.parse_args()
+    prepare()
+    rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    with tempfile.TemporaryDirectory() as logs:
+        for repeat in range(options.repeats):
+            for mode in MODES:
+                rate = drain(mode, options.tasks, options.concurrency, Path(logs) / "w.log")
+                rates[mode].append(rate)
+                print(f"repeat {repeat + 1} {mode:<8} {rate:8.0f} tasks/s", flush=True)
+    base = statistics.median(rates["neither"])
+    print(f"{'mode':<8} {'tasks/s':>8} {'µs/task':>8} {'cost':>6}")
+    for mode in MODES:
+        rate = statistics.median(rates[mode])
+        extra = 1 / rate - 1 / base
+        print(f"{mode:<8} {rate:8.0f} {extra * 1e6:8.0f} {extra * base:6.1%}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
