@@ -101,6 +101,17 @@ class ConveyorTaskContext(ContextBase):  # type: ignore[misc]
         return await self.asave_metadata()
 
 
+def conveyor_context(context: ContextBase) -> ConveyorTaskContext:
+    """The context a task received, typed as conveyor's (django-stubs type a task's first
+    parameter as Django's TaskContext); raise TypeError if another backend ran the task."""
+    if not isinstance(context, ConveyorTaskContext):
+        raise TypeError(
+            f"{type(context).__name__} has no metadata: the task was not run by a conveyor "
+            "worker"
+        )
+    return context
+
+
 def progress_of(metadata: dict[str, Any]) -> tuple[int, int | None] | None:
     """(done, total) from metadata that follows the progress convention, else None."""
     value = metadata.get(PROGRESS_KEY)
