@@ -4,6 +4,8 @@ every span and batching it to an exporter that discards it), interleaved.
 
     CONVEYOR_OPERATIONS_DATABASE_NAME=conveyor_observe \\
         .venv/bin/python -m scripts.observe_overhead --tasks 5000 --repeats 3
+    CONVEYOR_OPERATIONS_DATABASE_NAME=conveyor_observe CONVEYOR_OBSERVE=tracing \\
+        .venv/bin/python -m scripts.observe_overhead --hooks 20000
 
 Prints every drain, then per mode the median of its rates and the median over repeats of
 its cost against the drain with neither of the same repeat (the machine's load changes
@@ -33,11 +35,14 @@ from benchmarks.measurements import wait_drained  # noqa: E402
 from benchmarks.processes import Workers  # noqa: E402
 from conveyor import enqueue_many  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
+from scripts import observe_settings  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402
 
 MODES = ("neither", "metrics", "tracing")
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+# The SDK's provider, which scripts.observe_settings sets up under CONVEYOR_OBSERVE=tracing.
+MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
 
 
 def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
@@ -59,13 +64,47 @@ def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
     return tasks / (time.monotonic() - started)
 
 
+def hooks(mode: str, count: int) -> float:
+    """Microseconds per task spent in conveyor's metrics and tracing hooks in this process:
+    an enqueue, an attempt and its written outcome, as a worker runs them."""
+    from django.conf import settings
+    from django.tasks import TaskResultStatus
+
+    from conveyor import observe
+    from conveyor.store import Outcome, Written
+
+    settings.CONVEYOR_METRICS = mode == "metrics"
+    settings.CONVEYOR_TRACING = mode == "tracing"
+    observe.reset()
+    result = noop.enqueue()
+    record = TaskRecord.objects.get(pk=result.id)
+    record.metadata = {"trace_context": {"traceparent": TRACEPARENT}}
+    outcome = Outcome(record, TaskResultStatus.SUCCESSFUL)
+    written = [Written(outcome, TaskResultStatus.SUCCESSFUL, None, None)]
+    started = time.perf_counter()
+    for _ in range(count):
+        observe.enqueued_metadata(noop, None)
+        observe.enqueued(result)
+        with observe.attempt(record) as observed:
+            observed.ended(outcome)
+        observe.written(written)
+    return (time.perf_counter() - started) / count * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--hooks", type=int, default=0, help="time N calls of the hooks only")
     options = parser.parse_args()
     prepare()
+    if options.hooks:
+        if MODE_TRACING_PROVIDER is None:
+            raise SystemExit("run with CONVEYOR_OBSERVE=tracing to time the tracing hooks")
+        for mode in MODES:
+            print(f"{mode:<8} {hooks(mode, options.hooks):8.1f} µs/task in the hooks")
+        return
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as logs:
         for repeat in range(options.repeats):
