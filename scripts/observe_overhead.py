@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ["DJANGO_SETTINGS_MODULE"] = "scripts.observe_settings"
 os.environ.setdefault("CONVEYOR_OBSERVE", "neither")
@@ -33,13 +34,16 @@ from django.db import connection  # noqa: E402
 
 from benchmarks.measurements import wait_drained  # noqa: E402
 from benchmarks.processes import Workers  # noqa: E402
-from conveyor import enqueue_many  # noqa: E402
+from conveyor.backend import DatabaseBackend  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
 from scripts import observe_settings  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402
 
-MODES = ("neither", "metrics", "tracing")
+MODES = ("neither", "metrics", "tracing", "tracing-sampled")
+# tracing-sampled: one task in this many comes from a sampled trace (the others' trace
+# context says "not sampled", as a head sampler at 10% would have left it).
+SAMPLED_ONE_IN = 10
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # The SDK's provider, which scripts.observe_settings sets up under CONVEYOR_OBSERVE=tracing.
 MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
@@ -48,13 +52,14 @@ MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
 def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
     """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s."""
     os.environ["CONVEYOR_OBSERVE"] = mode
-    TaskRecord.objects.all().delete()
-    from conveyor import observe
-
-    enqueue_many(noop, [((), {})] * tasks)  # this process: neither (its settings say so)
-    if mode == "tracing":  # as a traced request would have enqueued them
-        TaskRecord.objects.update(metadata={"trace_context": {"traceparent": TRACEPARENT}})
-    observe.reset()
+    fresh_table()
+    backend = noop.get_backend()
+    assert isinstance(backend, DatabaseBackend)
+    # Inserted with their trace context, as traced requests would have enqueued them (an
+    # UPDATE afterwards would leave dead rows for the claims to step over).
+    backend.store.insert(
+        [backend.new_task(noop, (), {}, metadata=trace_context(mode, n)) for n in range(tasks)]
+    )
     env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
     argv = ["conveyor_worker", "--verbosity", "0", "-c", str(concurrency)]
     connection.ensure_connection()
@@ -64,9 +69,27 @@ def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
     return tasks / (time.monotonic() - started)
 
 
-def hooks(mode: str, count: int) -> float:
+def fresh_table() -> None:
+    """An empty task table without dead rows, for every drain alike."""
+    TaskRecord.objects.all().delete()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("VACUUM ANALYZE conveyor_task")
+
+
+def trace_context(mode: str, n: int) -> dict[str, Any] | None:
+    """The metadata a task enqueued in a traced request carries (None without tracing);
+    under tracing-sampled, one in SAMPLED_ONE_IN traces was sampled."""
+    if not mode.startswith("tracing"):
+        return None
+    sampled = mode == "tracing" or n % SAMPLED_ONE_IN == 0
+    return {"trace_context": {"traceparent": TRACEPARENT[:-2] + ("01" if sampled else "00")}}
+
+
+def hooks(mode: str, count: int) -> tuple[float, float]:
     """Microseconds per task spent in conveyor's metrics and tracing hooks in this process:
-    an enqueue, an attempt and its written outcome, as a worker runs them."""
+    on enqueue (in the enqueuing process), and on an attempt and its written outcome (in
+    the worker)."""
     from django.conf import settings
     from django.tasks import TaskResultStatus
 
@@ -74,21 +97,24 @@ def hooks(mode: str, count: int) -> float:
     from conveyor.store import Outcome, Written
 
     settings.CONVEYOR_METRICS = mode == "metrics"
-    settings.CONVEYOR_TRACING = mode == "tracing"
+    settings.CONVEYOR_TRACING = mode.startswith("tracing")
     observe.reset()
     result = noop.enqueue()
     record = TaskRecord.objects.get(pk=result.id)
-    record.metadata = {"trace_context": {"traceparent": TRACEPARENT}}
+    record.metadata = trace_context(mode, 1)  # under tracing-sampled: not sampled
     outcome = Outcome(record, TaskResultStatus.SUCCESSFUL)
     written = [Written(outcome, TaskResultStatus.SUCCESSFUL, None, None)]
     started = time.perf_counter()
     for _ in range(count):
         observe.enqueued_metadata(noop, None)
         observe.enqueued(result)
+    enqueued = time.perf_counter()
+    for _ in range(count):
         with observe.attempt(record) as observed:
             observed.ended(outcome)
         observe.written(written)
-    return (time.perf_counter() - started) / count * 1e6
+    ran = time.perf_counter()
+    return (enqueued - started) / count * 1e6, (ran - enqueued) / count * 1e6
 
 
 def main() -> None:
@@ -102,8 +128,10 @@ def main() -> None:
     if options.hooks:
         if MODE_TRACING_PROVIDER is None:
             raise SystemExit("run with CONVEYOR_OBSERVE=tracing to time the tracing hooks")
+        print(f"{'mode':<16} {'enqueue µs':>10} {'worker µs':>10}")
         for mode in MODES:
-            print(f"{mode:<8} {hooks(mode, options.hooks):8.1f} µs/task in the hooks")
+            enqueue, worker = hooks(mode, options.hooks)
+            print(f"{mode:<16} {enqueue:10.1f} {worker:10.1f}")
         return
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as logs:
@@ -111,12 +139,12 @@ def main() -> None:
             for mode in MODES:
                 rate = drain(mode, options.tasks, options.concurrency, Path(logs) / "w.log")
                 rates[mode].append(rate)
-                print(f"repeat {repeat + 1} {mode:<8} {rate:8.0f} tasks/s", flush=True)
-    print(f"{'mode':<8} {'tasks/s':>8} {'cost':>6}")
+                print(f"repeat {repeat + 1} {mode:<16} {rate:8.0f} tasks/s", flush=True)
+    print(f"{'mode':<16} {'tasks/s':>8} {'cost':>6}")
     for mode in MODES:
         costs = [1 - r / n for r, n in zip(rates[mode], rates["neither"], strict=True)]
         median_rate = statistics.median(rates[mode])
-        print(f"{mode:<8} {median_rate:8.0f} {statistics.median(costs):6.1%}")
+        print(f"{mode:<16} {median_rate:8.0f} {statistics.median(costs):6.1%}")
     sys.stdout.flush()
 
 

@@ -1,5 +1,6 @@
 """Settings of scripts.observe_overhead: the operations settings, with metrics and tracing
-switched by CONVEYOR_OBSERVE ("neither", "metrics" or "tracing")."""
+switched by CONVEYOR_OBSERVE: "neither", "metrics", "tracing" (every span recorded) or
+"tracing-sampled" (spans recorded as the enqueuer's sampling decided, ParentBased)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from scripts.operations_settings import *  # noqa: F403
 
 MODE = os.environ.get("CONVEYOR_OBSERVE", "neither")
 CONVEYOR_METRICS = MODE == "metrics"
-CONVEYOR_TRACING = MODE == "tracing"
+CONVEYOR_TRACING = MODE.startswith("tracing")
 
-if CONVEYOR_TRACING:
+if MODE in ("tracing", "tracing-sampled"):
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         SpanExporter,
@@ -27,6 +28,6 @@ if CONVEYOR_TRACING:
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampling.ParentBased(sampling.ALWAYS_ON))
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     trace.set_tracer_provider(provider)

@@ -106,8 +106,7 @@ def conveyor_context(context: ContextBase) -> ConveyorTaskContext:
     parameter as Django's TaskContext); raise TypeError if another backend ran the task."""
     if not isinstance(context, ConveyorTaskContext):
         raise TypeError(
-            f"{type(context).__name__} has no metadata: the task was not run by a conveyor "
-            "worker"
+            f"{type(context).__name__} has no metadata: the task was not run by a conveyor worker"
         )
     return context
 

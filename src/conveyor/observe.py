@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 @cache
 def metrics() -> ModuleType | None:
     """conveyor.metrics if prometheus_client is installed and CONVEYOR_METRICS allows."""
-    if not getattr(settings, "CONVEYOR_METRICS", True) or find_spec("prometheus_client") is None:
+    if not getattr(settings, "CONVEYOR_METRICS", True) or not installed("prometheus_client"):
         return None
     return import_module("conveyor.metrics")
 
@@ -36,9 +36,17 @@ def metrics() -> ModuleType | None:
 @cache
 def tracing() -> ModuleType | None:
     """conveyor.tracing if OpenTelemetry is installed and CONVEYOR_TRACING allows."""
-    if not getattr(settings, "CONVEYOR_TRACING", True) or find_spec("opentelemetry") is None:
+    if not getattr(settings, "CONVEYOR_TRACING", True) or not installed("opentelemetry"):
         return None
     return import_module("conveyor.tracing")
+
+
+def installed(package: str) -> bool:
+    """Whether a package can be imported, found without importing it."""
+    try:
+        return find_spec(package) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules (None)
+        return False
 
 
 def reset() -> None:
@@ -87,11 +95,11 @@ def attempt(record: TaskRecord) -> Iterator[Observed]:
     if metrics_module is None and tracing_module is None:
         yield NOTHING
         return
-    with Attempt(record, metrics_module, tracing_module) as observed:
+    with ObservedAttempt(record, metrics_module, tracing_module) as observed:
         yield observed
 
 
-class Attempt(Observed):
+class ObservedAttempt(Observed):
     __slots__ = ("metrics", "record", "span", "started", "tracing")
 
     def __init__(
@@ -101,7 +109,7 @@ class Attempt(Observed):
         self.span: Any = None
         self.started = 0.0
 
-    def __enter__(self) -> Attempt:
+    def __enter__(self) -> ObservedAttempt:
         if self.tracing is not None:
             self.span = self.tracing.attempt_span(self.record)
             self.span.__enter__()
