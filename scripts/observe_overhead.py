@@ -9,7 +9,9 @@ every span and batching it to an exporter that discards it), interleaved.
 
 Prints every drain, then per mode the median of its rates and the median over repeats of
 its cost against the drain with neither of the same repeat (the machine's load changes
-between repeats more than within one): 1 - rate / rate with neither.
+between repeats more than within one): 1 - rate / rate with neither; and the same for the
+worker's CPU time per task (read from /proc as the drain ends, start-up included), which
+shows a cost that a drain waiting on the database would hide.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
 
 
-def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
-    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s."""
+def drain(mode: str, tasks: int, concurrency: int, log: Path) -> tuple[float, float]:
+    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s, and the
+    worker's CPU time per task in microseconds (its start-up included)."""
     os.environ["CONVEYOR_OBSERVE"] = mode
     fresh_table()
     backend = noop.get_backend()
@@ -66,7 +69,16 @@ def drain(mode: str, tasks: int, concurrency: int, log: Path) -> float:
     started = time.monotonic()
     with Workers([argv], env, log) as workers:
         wait_drained(connection.connection, "conveyor_task", workers, log)
-    return tasks / (time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(workers.pids[0])
+    return tasks / elapsed, cpu / tasks * 1e6
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a running process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
 
 
 def fresh_table() -> None:
@@ -134,17 +146,25 @@ def main() -> None:
             print(f"{mode:<16} {enqueue:10.1f} {worker:10.1f}")
         return
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}
+    cpus: dict[str, list[float]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as logs:
         for repeat in range(options.repeats):
             for mode in MODES:
-                rate = drain(mode, options.tasks, options.concurrency, Path(logs) / "w.log")
+                rate, cpu = drain(mode, options.tasks, options.concurrency, Path(logs) / "w.log")
                 rates[mode].append(rate)
-                print(f"repeat {repeat + 1} {mode:<16} {rate:8.0f} tasks/s", flush=True)
-    print(f"{'mode':<16} {'tasks/s':>8} {'cost':>6}")
+                cpus[mode].append(cpu)
+                print(
+                    f"repeat {repeat + 1} {mode:<16} {rate:8.0f} tasks/s {cpu:6.0f} µs CPU/task",
+                    flush=True,
+                )
+    print(f"{'mode':<16} {'tasks/s':>8} {'cost':>6} {'CPU µs/task':>12} {'CPU cost':>9}")
     for mode in MODES:
         costs = [1 - r / n for r, n in zip(rates[mode], rates["neither"], strict=True)]
-        median_rate = statistics.median(rates[mode])
-        print(f"{mode:<16} {median_rate:8.0f} {statistics.median(costs):6.1%}")
+        extra = [c / n - 1 for c, n in zip(cpus[mode], cpus["neither"], strict=True)]
+        print(
+            f"{mode:<16} {statistics.median(rates[mode]):8.0f} {statistics.median(costs):6.1%} "
+            f"{statistics.median(cpus[mode]):12.0f} {statistics.median(extra):9.1%}"
+        )
     sys.stdout.flush()
 
 
