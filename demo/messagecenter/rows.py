@@ -1,4 +1,4 @@
-"""What the page shows of one send_notification result."""
+"""What the page shows of one result of send_notification or broadcast."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.base import TaskError
 
+import conveyor
+from conveyor.context import progress_of
 from conveyor.models import TaskRecord
-from messagecenter.tasks import send_notification
-
-_SIGNATURE = inspect.signature(send_notification.func)
+from messagecenter.tasks import broadcast
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +47,18 @@ class Row:
     error: ErrorSummary | None
     # When a task that waits for its next attempt is due; None for any other.
     next_attempt_at: datetime | None = None
+    # A broadcast's topics, and how many it has sent to (from its metadata).
+    topics: tuple[str, ...] = ()
+    progress: tuple[int, int | None] | None = None
 
     @classmethod
-    def of(cls, result: TaskResult[..., Any], *, next_attempt_at: datetime | None = None) -> Row:
+    def of(
+        cls,
+        result: TaskResult[..., Any],
+        *,
+        next_attempt_at: datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Row:
         arguments = bound_arguments(result)
         return cls(
             id=result.id,
@@ -60,6 +69,8 @@ class Row:
             attempts=result.attempts,
             error=ErrorSummary.of(result.errors[-1]) if result.errors else None,
             next_attempt_at=next_attempt_at,
+            topics=tuple(arguments.get("topics") or ()),
+            progress=progress_of(metadata or {}),
         )
 
     @property
@@ -82,8 +93,10 @@ class Row:
 
     @property
     def state(self) -> str:
-        """Changes whenever the row would look different: a new status or a new attempt."""
-        return f"{self.status.value}-{self.attempts}"
+        """Changes whenever the row would look different: a new status, a new attempt, or
+        more of a broadcast sent."""
+        done = "" if self.progress is None else f"-{self.progress[0]}"
+        return f"{self.status.value}-{self.attempts}{done}"
 
 
 def rows_of(results: Iterable[TaskResult[..., Any]]) -> list[Row]:
@@ -92,7 +105,20 @@ def rows_of(results: Iterable[TaskResult[..., Any]]) -> list[Row]:
     due = next_attempts(
         [r.id for r in found if r.status == TaskResultStatus.READY and r.attempts > 0]
     )
-    return [Row.of(result, next_attempt_at=due.get(result.id)) for result in found]
+    return [
+        Row.of(result, next_attempt_at=due.get(result.id), metadata=metadata_of(result))
+        for result in found
+    ]
+
+
+def metadata_of(result: TaskResult[..., Any]) -> dict[str, Any] | None:
+    """A broadcast's metadata as its row holds it now (its progress); None for other tasks.
+
+    django.tasks' TaskResult has no metadata in Django 6.1; conveyor.metadata() reads it.
+    """
+    if result.task.module_path != broadcast.module_path:
+        return None
+    return conveyor.metadata(result)
 
 
 def next_attempts(result_ids: list[str]) -> dict[str, datetime]:
@@ -109,8 +135,10 @@ def next_attempts(result_ids: list[str]) -> dict[str, datetime]:
 
 def bound_arguments(result: TaskResult[..., Any]) -> dict[str, Any]:
     """The task's arguments by name, however they were passed; empty if they do not fit."""
+    context = (None,) if result.task.takes_context else ()
     try:
-        return dict(_SIGNATURE.bind(*result.args, **result.kwargs).arguments)
+        signature = inspect.signature(result.task.func)
+        return dict(signature.bind(*context, *result.args, **result.kwargs).arguments)
     except TypeError:
         return {}
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 from itertools import islice
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.tasks.exceptions import TaskResultDoesNotExist, TaskResultMismatch
+from django.tasks import TaskResult
+from django.tasks.exceptions import TaskResultDoesNotExist
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,7 +19,7 @@ from conveyor.backend import DatabaseBackend
 from messagecenter.forms import MessageForm
 from messagecenter.ntfy import Subscription
 from messagecenter.rows import Row, rows_of
-from messagecenter.tasks import send_notification
+from messagecenter.tasks import broadcast, send_notification
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ RESULTS_SHOWN = 50
 # htmx's own status code for "swap this, then stop polling".
 HTMX_STOP_POLLING = 286
 UNPROCESSABLE = 422
+# The tasks whose results the page lists.
+SHOWN_TASKS = frozenset({send_notification.module_path, broadcast.module_path})
 
 
 class SeeOther(HttpResponseRedirect):
@@ -45,22 +49,31 @@ def send(request: HttpRequest) -> HttpResponse:
     form = MessageForm(request.POST)
     if not form.is_valid():
         return rejected(request, form)
-    result = send_notification.enqueue(
-        message=form.cleaned_data["message"], title=form.cleaned_data["title"]
-    )
+    message, title = form.cleaned_data["message"], form.cleaned_data["title"]
+    others = form.cleaned_data["topics"]
+    result: TaskResult[..., Any]
+    if others:
+        own = Subscription.of(settings.NTFY_URL).topic
+        topics = [own, *(topic for topic in others if topic != own)]
+        result = broadcast.enqueue(message=message, topics=topics, title=title)
+    else:
+        result = send_notification.enqueue(message=message, title=title)
     logger.info("Notification enqueued id=%s", result.id)
     if not is_htmx(request):
         return SeeOther(reverse("page"))
-    return render(request, f"{TEMPLATE}#update", {"row": Row.of(result)}, status=201)
+    [row] = rows_of([result])
+    return render(request, f"{TEMPLATE}#update", {"row": row}, status=201)
 
 
 @require_GET
 def result(request: HttpRequest, result_id: str) -> HttpResponse:
     """One row for htmx to poll: 204 while it looks as `seen` says, 286 once it is finished."""
     try:
-        found = send_notification.get_result(result_id)
-    except (TaskResultDoesNotExist, TaskResultMismatch):
-        raise Http404(f"No notification has the id {result_id!r}.") from None
+        found = demo_backend().get_result(result_id)
+    except TaskResultDoesNotExist:
+        found = None
+    if found is None or found.task.module_path not in SHOWN_TASKS:
+        raise Http404(f"No notification has the id {result_id!r}.")
     [row] = rows_of([found])
     if row.finished:
         return render(request, f"{TEMPLATE}#update", {"row": row}, status=HTMX_STOP_POLLING)
@@ -89,11 +102,21 @@ def render_page(request: HttpRequest, form: MessageForm, *, status: int = 200) -
 
 
 def recent_rows() -> list[Row]:
-    """The newest results of send_notification, newest first."""
+    """The newest results of send_notification and broadcast, newest first."""
+    backend = demo_backend()
+    found: list[TaskResult[..., Any]] = [
+        *islice(backend.get_results(send_notification), RESULTS_SHOWN),
+        *islice(backend.get_results(broadcast), RESULTS_SHOWN),
+    ]
+    found.sort(key=lambda r: (r.enqueued_at, int(r.id)), reverse=True)
+    return rows_of(found[:RESULTS_SHOWN])
+
+
+def demo_backend() -> DatabaseBackend:
     backend = send_notification.get_backend()
     if not isinstance(backend, DatabaseBackend):
         raise ImproperlyConfigured("messagecenter needs TASKS['default'] to be conveyor's backend")
-    return rows_of(islice(backend.get_results(send_notification), RESULTS_SHOWN))
+    return backend
 
 
 def is_htmx(request: HttpRequest) -> bool:

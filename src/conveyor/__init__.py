@@ -10,14 +10,19 @@ if TYPE_CHECKING:
     from conveyor.cancellation import CancelAnswer, cancel
     from conveyor.control import cancel_requested, raise_if_cancelled
     from conveyor.exceptions import Snooze
+    from conveyor.meta import ametadata, enqueue, metadata, update_metadata
 
 __all__ = [
     "CancelAnswer",
     "Snooze",
+    "ametadata",
     "cancel",
     "cancel_requested",
+    "enqueue",
     "enqueue_many",
+    "metadata",
     "raise_if_cancelled",
+    "update_metadata",
 ]
 
 # Imported on first use: the package loads before Django's app registry is ready.
@@ -28,6 +33,10 @@ _LAZY = {
     "cancel_requested": "conveyor.control",
     "raise_if_cancelled": "conveyor.control",
     "Snooze": "conveyor.exceptions",
+    "enqueue": "conveyor.meta",
+    "metadata": "conveyor.meta",
+    "ametadata": "conveyor.meta",
+    "update_metadata": "conveyor.meta",
 }
 
 

@@ -18,6 +18,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 
+from conveyor import observe
 from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.results import AnyResult, AnyTask, build_result, make_result
@@ -107,18 +108,33 @@ class DatabaseBackend(BaseTaskBackend):
         self.store.insert([new])
         return cast("TaskResult[P, R]", self.announce(task, new))
 
-    def prepare(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewTask:
+    def prepare(
+        self,
+        task: AnyTask,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewTask:
         """Validate a task and its arguments into a row to insert; raise before storing."""
         self.validate_task(task)
-        return self.new_task(task, args, kwargs)
+        return self.new_task(task, args, kwargs, metadata=metadata)
 
-    def new_task(self, task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> NewTask:
-        """The row of a validated task; raise TypeError if the arguments do not fit the
-        function's signature or are not JSON."""
+    def new_task(
+        self,
+        task: AnyTask,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> NewTask:
+        """The row of a validated task; raise TypeError if the arguments or the metadata do
+        not fit the function's signature or are not JSON."""
         from conveyor.store.values import NewTask
 
         check_arguments(task, args, kwargs)
         arguments, arguments_json = json_arguments(args, kwargs)
+        metadata = observe.enqueued_metadata(task, metadata)
         return NewTask(
             task_path=task.module_path,
             backend_name=self.alias,
@@ -128,11 +144,13 @@ class DatabaseBackend(BaseTaskBackend):
             arguments=arguments,
             arguments_json=arguments_json,
             run_after=task.run_after,
+            metadata_json=json_metadata(metadata),
         )
 
     def announce(self, task: AnyTask, record: NewTask) -> AnyResult:
         """Build the result of a stored row and send task_enqueued."""
         result = make_result(record, task=task, errors=[], worker_ids=[])
+        observe.enqueued(result)
         task_enqueued.send(type(self), task_result=result)
         return result
 
@@ -214,6 +232,19 @@ def json_arguments(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[dict
     except (TypeError, ValueError) as exc:
         raise TypeError(f"Task arguments must be JSON-serialisable: {exc}") from exc
     return arguments, text
+
+
+def json_metadata(metadata: Mapping[str, Any] | None) -> str | None:
+    """Metadata as JSON text (None when there is none); raise TypeError naming what cannot
+    be stored."""
+    if not metadata:
+        return None
+    if not all(isinstance(key, str) for key in metadata):
+        raise TypeError("Task metadata keys must be strings")
+    try:
+        return json.dumps(normalize_json(dict(metadata)), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Task metadata must be JSON-serialisable: {exc}") from exc
 
 
 def parse_result_id(result_id: object) -> int:

@@ -69,6 +69,9 @@ class TaskRecord(models.Model):
     cancel_requested_by = models.CharField(
         max_length=WORKER_ID_MAX_LENGTH, blank=True, db_default=""
     )
+    # What the enqueuer and the running task say about it (progress, trace context); NULL
+    # until someone gives any. Written by key, so concurrent writers keep each other's keys.
+    metadata = models.JSONField(null=True, blank=True)
 
     objects = TaskRecordQuerySet.as_manager()
 

@@ -40,6 +40,10 @@ class NtfyServer:
         self._open = threading.Event()
         self._open.set()
         self._lock = threading.Lock()
+        # hold_after(): how many requests may be answered in all (None: any number).
+        self._turns = threading.Condition()
+        self._answered = 0
+        self._answer_limit: int | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self._server.ntfy = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -60,7 +64,25 @@ class NtfyServer:
         self._open.clear()
 
     def release(self) -> None:
+        with self._turns:
+            self._answer_limit = None
+            self._turns.notify_all()
         self._open.set()
+
+    def hold_after(self, count: int) -> None:
+        """Answer requests until `count` have been answered in all, then hold the next ones
+        until release() or a larger count: a task's steps, one at a time."""
+        with self._turns:
+            self._answer_limit = count
+            self._turns.notify_all()
+
+    def wait_for_turn(self) -> None:
+        with self._turns:
+            self._turns.wait_for(
+                lambda: self._answer_limit is None or self._answered < self._answer_limit,
+                HOLD_LIMIT_SECONDS,
+            )
+            self._answered += 1
 
     def record(self, received: Received) -> None:
         with self._lock:
@@ -82,6 +104,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
         ntfy.record(Received("POST", self.path, body, self.headers.get("Title")))
         ntfy.wait_until_open()
+        ntfy.wait_for_turn()
         status = ntfy.status
         payload = json.dumps({"topic": self.path.strip("/"), "message": body}).encode()
         try:

@@ -82,7 +82,7 @@ def check_layout_and_landmarks(page: Page, ntfy_url: str) -> None:
     # Nothing wider than the phone: no sideways scrolling.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     # Keyboard focus is visible.
-    page.get_by_label("Title", exact=True).focus()
+    page.get_by_label("Also to topics", exact=True).focus()
     page.keyboard.press("Tab")
     send = page.get_by_role("button", name="Send")
     expect(send).to_be_focused()

@@ -7,9 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
+import conveyor
+from conveyor.worker import runner
 from messagecenter.ntfy import NtfyUnreachable
-from messagecenter.tasks import send_notification
+from messagecenter.tasks import broadcast, send_notification
 from tests.demo.ntfy_server import TOPIC, NtfyServer
+from tests.factories import claim_all
 
 
 def test_send_notification_posts_the_message_to_the_topic(ntfy_server: NtfyServer, ntfy_url):
@@ -74,3 +77,40 @@ def test_send_notification_gives_up_after_its_timeout(
     assert isinstance(caught.value.__cause__, httpx.TimeoutException)
     # Bounded by the timeout, far below the 60 s the server would hold the answer.
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.django_db
+def test_broadcast_sends_to_each_topic_in_turn_saving_its_progress(
+    ntfy_server: NtfyServer, ntfy_url, backend
+):
+
+    result = broadcast.enqueue("Deploy", ["conveyor-test", "alerts", "ops"])
+    (claimed,) = claim_all(backend.store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "close_old_connections", lambda: None)  # keep the test's data
+        outcome = runner.run_sync(claimed, [])
+
+    assert outcome.return_value == 3
+    assert [r.path for r in ntfy_server.received] == ["/conveyor-test", "/alerts", "/ops"]
+    assert conveyor.metadata(result) == {
+        "progress": {"done": 3, "total": 3},
+        "sent": ["conveyor-test", "alerts", "ops"],
+    }
+
+
+@pytest.mark.django_db
+def test_a_retried_broadcast_sends_only_to_the_topics_it_has_not_reached(
+    ntfy_server: NtfyServer, ntfy_url, backend
+):
+
+    result = conveyor.enqueue(
+        broadcast, "Deploy", ["conveyor-test", "alerts"], metadata={"sent": ["conveyor-test"]}
+    )
+    (claimed,) = claim_all(backend.store)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runner, "close_old_connections", lambda: None)
+        outcome = runner.run_sync(claimed, [])
+
+    assert outcome.return_value == 2
+    assert [r.path for r in ntfy_server.received] == ["/alerts"]
+    assert conveyor.metadata(result)["progress"] == {"done": 2, "total": 2}

@@ -7,9 +7,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+import conveyor
 from conveyor.models import TaskRecord
 from messagecenter.forms import MESSAGE_MAX_LENGTH
-from messagecenter.tasks import send_notification
+from messagecenter.tasks import broadcast, send_notification
 from tests.conftest import wait_until
 from tests.demo.conftest import FAST_WORKER
 from tests.demo.ntfy_server import NtfyServer
@@ -254,3 +255,60 @@ def test_a_ready_result_never_attempted_is_ready_not_retrying(client: Client, nt
 
     assert '<span class="status status--ready">Ready</span>' in html
     assert "Next attempt" not in html
+
+
+@pytest.mark.django_db
+def test_posting_with_topics_enqueues_a_broadcast_that_the_page_lists(
+    client: Client, ntfy_url: str
+):
+    response = send(client, message="Deploy", title="", topics="alerts, ops alerts conveyor-test")
+
+    record = TaskRecord.objects.get()
+    assert response.status_code == 201
+    assert record.task_path == "messagecenter.tasks.broadcast"
+    assert record.arguments["kwargs"] == {
+        "message": "Deploy",
+        "topics": ["conveyor-test", "alerts", "ops"],  # its own topic first, each once
+        "title": None,
+    }
+    html = client.get(reverse("page")).content.decode()
+    assert row_ids(html) == [str(record.pk)]
+    assert "Deploy" in html
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("topics", "error"),
+    [
+        ("alerts, no/slashes", "Not a topic name (1 to 64 letters, digits, &#x27;-&#x27; or"),
+        ("a b c d e f", "At most 5 other topics."),
+    ],
+)
+def test_bad_topics_are_refused(client: Client, ntfy_url: str, topics: str, error: str):
+    response = send(client, message="Deploy", topics=topics)
+
+    assert response.status_code == 422
+    assert error in response.content.decode()
+    assert not TaskRecord.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_broadcasts_row_shows_its_progress_and_polls_until_it_changes(
+    client: Client, ntfy_url: str
+):
+    ready = poll_url(send(client, message="Deploy", topics="alerts ops").content.decode())
+    record = TaskRecord.objects.get()
+    TaskRecord.objects.filter(pk=record.pk).update(
+        status="RUNNING", attempt_count=1, worker_id="w1"
+    )
+    result = broadcast.get_result(str(record.pk))
+    conveyor.update_metadata(result, {"progress": {"done": 1, "total": 3}})
+
+    html = client.get(ready, headers=HTMX).content.decode()
+    assert '<progress value="1" max="3"' in html
+    assert "Sent to 1 of 3 topics: conveyor-test, alerts, ops" in html
+    running = poll_url(html)
+    assert running.endswith("?seen=RUNNING-1-1")
+    assert client.get(running, headers=HTMX).status_code == 204
+    conveyor.update_metadata(result, {"progress": {"done": 2, "total": 3}})
+    assert "Sent to 2 of 3" in client.get(running, headers=HTMX).content.decode()

@@ -202,3 +202,46 @@ class TestKubernetes:
         failed = run_in(project, probes[0])
         assert failed.returncode == 1
         assert failed.stderr.startswith("UNHEALTHY: backend=default queue=default: 1 due task(s)")
+
+
+class TestMonitoring:
+    def test_the_scrape_config_scrapes_the_worker_port_and_the_documented_view(self) -> None:
+        config = yaml_subset((DEPLOY / "prometheus.yml").read_text())
+        jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+        workers, web = jobs["conveyor-workers"], jobs["conveyor-web"]
+        parser = WorkerCommand().create_parser("manage.py", "conveyor_worker")
+        for target in workers["static_configs"][0]["targets"]:
+            port = target.rsplit(":", 1)[1]
+            assert parser.parse_args(["--metrics-port", port]).metrics_port == int(port)
+        operations = (DOCS / "operations.md").read_text()
+        assert f'path("{web["metrics_path"].strip("/")}/", metrics.view)' in operations
+
+    @pytest.mark.django_db
+    def test_the_grafana_dashboard_queries_only_series_conveyor_exports(self) -> None:
+        import json
+        import re
+
+        from conveyor import metrics
+
+        dashboard = json.loads((DEPLOY / "grafana-dashboard.json").read_text())
+        expressions = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+        used = {name for e in expressions for name in re.findall(r"conveyor_\w+", e)}
+        suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"]}
+        exported = {
+            family.name + suffix
+            for collector in (
+                metrics.ENQUEUED,
+                metrics.STARTED,
+                metrics.FINISHED,
+                metrics.WAIT,
+                metrics.RUN,
+            )
+            for family in collector.describe()
+            for suffix in suffixes[family.type]
+        }
+        exported |= {family.name for family in metrics.DatabaseCollector().collect()}
+        assert used
+        assert used <= exported, used - exported
+        titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
+        for wanted in ("finished", "due", "wait", "failing", "workers"):
+            assert wanted in titles

@@ -268,3 +268,45 @@ def test_links_to_files_resolve(page: str) -> None:
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (ROOT / page).read_text()):
         path = ((ROOT / page).parent / target).resolve()
         assert path.exists() or path in expected, f"{page}: broken link {target}"
+
+
+@pytest.mark.any_database
+@pytest.mark.django_db
+def test_the_metrics_table_is_what_conveyor_exports() -> None:
+    from prometheus_client import REGISTRY
+
+    from conveyor import metrics
+
+    exported = {}
+    for collector in (
+        metrics.ENQUEUED,
+        metrics.STARTED,
+        metrics.FINISHED,
+        metrics.WAIT,
+        metrics.RUN,
+    ):
+        for family in collector.describe():
+            suffix = "_total" if family.type == "counter" else ""
+            exported[family.name + suffix] = (family.type, list(collector._labelnames))
+    for family in metrics.COLLECTOR.collect():
+        labels = ["backend"] if family.name == "conveyor_workers_alive" else ["backend", "queue"]
+        exported[family.name] = (family.type, labels)
+    documented = {
+        code(r["metric"]): (r["type"], codes(r["labels"]))
+        for r in table(OPERATIONS, "metrics").records()
+    }
+    assert documented == exported
+    assert metrics.COLLECTOR in REGISTRY._collector_to_names
+
+
+@pytest.mark.any_database
+def test_the_observe_settings_table_is_what_conveyor_reads() -> None:
+    from conveyor import observe
+
+    source = Path(observe.__file__).read_text()
+    read = set(re.findall(r'getattr\(settings, "(\w+)", (True|False)\)', source))
+    documented = {
+        (code(r["setting"]), code(r["default"]))
+        for r in table(CONFIGURATION, "observe-settings").records()
+    }
+    assert documented == read

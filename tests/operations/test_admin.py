@@ -136,6 +136,19 @@ class TestChangelist:
             assert f'class="conveyor-badge conveyor-badge--{status.lower()}">{status}<' in html
         assert "conveyor/admin.css" in html  # where the colours are
 
+    def test_a_tasks_progress_is_a_bar_under_its_status(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        reporting = enqueue(metadata={"progress": {"done": 2, "total": 5}, "big": "x" * 100})
+        counting = enqueue(metadata={"progress": {"done": 7, "total": None}})
+        silent = enqueue()
+        response = admin_client_as_superuser.get(TASKS_URL)
+        shown = column(response, "status_badge")
+        assert '<progress value="2" max="5">2 of 5</progress>' in shown[reporting.pk]
+        assert "7 done" in shown[counting.pk]
+        assert "progress" not in shown[silent.pk]
+        assert "x" * 100 not in response.content.decode()  # the rest of the metadata: unread
+
     def test_times_are_shown_to_the_second(self, admin_client_as_superuser: Client) -> None:
         row = enqueue(
             enqueued_at=datetime(2026, 11, 20, 8, 5, 9, tzinfo=UTC),
@@ -348,6 +361,14 @@ class TestDetail:
         assert "builtins.ValueError" in html
         assert "ValueError: boom" in html  # the full traceback
         assert html.count("field-stopped") == 2  # one row per attempt
+
+    def test_shows_the_progress_and_the_metadata(
+        self, admin_client_as_superuser: Client, backend: DatabaseBackend
+    ) -> None:
+        row = enqueue(metadata={"progress": {"done": 3, "total": 4}, "topic": "alerts"})
+        html = detail(admin_client_as_superuser, row.pk)
+        assert '<progress value="3" max="4">' in readonly(html, "progress_bar")
+        assert "&quot;topic&quot;: &quot;alerts&quot;" in readonly(html, "metadata_json")
 
     def test_is_read_only(self, admin_client_as_superuser: Client) -> None:
         row = enqueue()

@@ -247,3 +247,25 @@ async def async_started_sleep(context: TaskContext[Any, Any], seconds: float) ->
     )
     await asyncio.sleep(seconds)
     return seconds
+
+
+@task(takes_context=True)
+def steps(context: Any, total: int, gate: str = "") -> int:
+    """Report progress through `total` steps; after the first, wait for the file `gate`
+    (if given) to exist, so a test can read the progress from another process."""
+    context.metadata["stage"] = "started"
+    for done in range(1, total + 1):
+        context.set_progress(done, total)
+        if gate and done == 1:
+            while not os.path.exists(gate):
+                time.sleep(0.01)
+    context.metadata["stage"] = "done"  # saved when the attempt ends
+    return total
+
+
+@task(takes_context=True)
+def annotate(context: Any, key: str, value: Any) -> dict[str, Any]:
+    """Set one metadata key (saved when the attempt ends); return the metadata it saw."""
+    seen = dict(context.metadata)
+    context.metadata[key] = value
+    return seen

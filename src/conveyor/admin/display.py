@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+
+from conveyor.context import progress_of
 
 # Worker ids longer than this many characters are shortened; the tooltip has them whole.
 WORKER_ID_SHOWN = 16
@@ -137,3 +140,25 @@ def without_module(line: str) -> str:
     """'httpx.ConnectError: refused' -> 'ConnectError: refused': the class name says enough
     in a narrow column."""
     return _EXCEPTION_MODULE.sub("", line, count=1)
+
+
+def progress(metadata: dict[str, Any]) -> SafeString | str:
+    """A progress bar with 'done of total' (or 'done' when the total is unknown), from
+    metadata that follows the progress convention; '' when it does not."""
+    found = progress_of(metadata)
+    if found is None:
+        return ""
+    done, total = found
+    if total is None or total <= 0:
+        return format_html('<span class="conveyor-progress-text">{} done</span>', done)
+    shown = min(max(done, 0), total)
+    return format_html(
+        '<span class="conveyor-progress"><progress value="{}" max="{}">{} of {}</progress>'
+        '<span class="conveyor-progress-text">{} of {}</span></span>',
+        shown,
+        total,
+        done,
+        total,
+        done,
+        total,
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, override
 
 from django.contrib import admin, messages
@@ -15,15 +15,18 @@ from django.contrib.admin import ActionLocation
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Now
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.tasks import TaskResultStatus
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from conveyor.admin import display
+from conveyor.admin.dashboard import dashboard_view
 from conveyor.admin.dates import date_drilldown
 from conveyor.admin.listing import (
     AttemptSummary,
@@ -37,6 +40,7 @@ from conveyor.admin.listing import (
 from conveyor.admin.operations import Operation, delete_tasks, describe, perform
 from conveyor.backend import MAX_RESULT_ID_DIGITS
 from conveyor.backends import conveyor_backends
+from conveyor.context import PROGRESS_KEY
 from conveyor.models import Attempt, Error, TaskRecord
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
@@ -99,7 +103,7 @@ TIME_FIELDS = (
     "last_attempted",
     "finished",
 )
-DATA_FIELDS = ("arguments_json", "return_value_json")
+DATA_FIELDS = ("progress_bar", "metadata_json", "arguments_json", "return_value_json")
 HELP_TEXTS = {
     "attempts_made": "Runs of this task so far, the one running now included: the result's "
     "attempts.",
@@ -218,7 +222,13 @@ class TaskChangeList(ChangeList):
             self.title = gettext("Select %s to view") % self.opts.verbose_name
 
     def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
-        return super().get_queryset(request, exclude_parameters).defer("arguments", "return_value")
+        # Of the metadata, only the progress: the rest is the project's and may be large.
+        return (
+            super()
+            .get_queryset(request, exclude_parameters)
+            .defer("arguments", "return_value", "metadata")
+            .annotate(progress=KeyTransform(PROGRESS_KEY, "metadata"))
+        )
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
@@ -273,7 +283,7 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     fieldsets = (
         (None, {"fields": TASK_FIELDS}),
         ("Times", {"fields": TIME_FIELDS}),
-        ("Arguments and result", {"fields": DATA_FIELDS}),
+        ("Progress, metadata, arguments and result", {"fields": DATA_FIELDS}),
     )
     readonly_fields = TASK_FIELDS + TIME_FIELDS + DATA_FIELDS
 
@@ -286,6 +296,13 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     started = time_column("started_at")
     last_attempted = time_column("last_attempted_at")
     finished = time_column("finished_at")
+
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = self.admin_site.admin_view(partial(dashboard_view, self))
+        return [
+            path("dashboard/", dashboard, name="conveyor_taskrecord_dashboard"),
+            *super().get_urls(),
+        ]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return TaskChangeList
@@ -340,7 +357,19 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, record: TaskRecord) -> SafeString:
-        return display.badge(record.status)
+        """The status, and under it the progress when the task reports one."""
+        progress = getattr(record, "progress", None)  # annotated by the changelist
+        bar = display.progress({PROGRESS_KEY: progress}) if progress is not None else ""
+        return format_html("{}{}", display.badge(record.status), bar)
+
+    @admin.display(description="progress")
+    def progress_bar(self, record: TaskRecord) -> SafeString | str:
+        metadata = record.metadata if isinstance(record.metadata, dict) else {}
+        return display.progress(metadata) or display.EMPTY
+
+    @admin.display(description="metadata")
+    def metadata_json(self, record: TaskRecord) -> str:
+        return pretty_json(record.metadata or {})
 
     @admin.display(description="attempts")
     def attempts(self, record: TaskRecord) -> int:

@@ -26,6 +26,13 @@ def whole_number(value: str, *, least: int) -> int:
     return number
 
 
+def port(value: str) -> int:
+    number = positive_int(value)
+    if number > 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), got {number}")
+    return number
+
+
 def milliseconds(value: str) -> timedelta:
     return timedelta(milliseconds=non_negative(value, "milliseconds"))
 

@@ -13,8 +13,10 @@ from conveyor.store.portable import PortableEngine
 from conveyor.store.postgresql import PostgreSQLEngine
 from conveyor.store.sqlite import SQLiteEngine
 from conveyor.store.values import (
+    Activity,
     Applied,
     DueCount,
+    Gauges,
     LastTick,
     NewTask,
     Outcome,
@@ -51,9 +53,11 @@ def store_for(
 
 
 __all__ = [
+    "Activity",
     "Applied",
     "DueCount",
     "Engine",
+    "Gauges",
     "LastTick",
     "NewTask",
     "Outcome",

@@ -11,15 +11,17 @@ portable.py, which is a base for engines, not part of this interface.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from conveyor.conf import BackendOptions
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.values import (
+    Activity,
     Applied,
     DueCount,
+    Gauges,
     LastTick,
     NewTask,
     Outcome,
@@ -66,6 +68,28 @@ class Engine(Protocol):
 
     def histories(self, ids: Iterable[int]) -> dict[int, list[Attempt]]:
         """The ended attempts (with errors) of these tasks, oldest first; absent: none."""
+        ...
+
+    # -- metadata ----------------------------------------------------------------------------
+    def metadata(self, pk: int) -> dict[str, Any]:
+        """A task's metadata as the database holds it now ({} if none was ever given); raise
+        TaskRecord.DoesNotExist."""
+        ...
+
+    def save_metadata(
+        self,
+        pk: int,
+        *,
+        changed: Mapping[str, Any],
+        removed: Iterable[str] = (),
+        holder: tuple[str, int] | None = None,
+    ) -> bool:
+        """Set the `changed` top-level keys of a task's metadata and drop the `removed` ones,
+        in one UPDATE that leaves every other key as the row holds it then (so concurrent
+        writers of different keys keep each other's writes). With `holder` (worker id,
+        attempt) only while that worker still runs that attempt. Report whether the task
+        (still held, with a holder) was there; raise ValueError for a key with a quote or a
+        backslash, TypeError or ValueError for a value that is not JSON."""
         ...
 
     # -- the worker's cycle ----------------------------------------------------------------
@@ -253,4 +277,17 @@ class Engine(Protocol):
 
     def finished_counts(self, *, since: timedelta) -> list[QueueCount]:
         """Per queue and final status: tasks finished within `since`, and within a minute."""
+        ...
+
+    def activity(self, *, since: timedelta, bucket: str, sample: int, top: int) -> Activity:
+        """Over the last `since` (database clock): tasks finished per `bucket` ("minute" or
+        "hour") and final status; the waits of the latest `sample` finished tasks; the `top`
+        task paths with the most FAILED tasks. Reads finished rows of the window only (the
+        finished_at index)."""
+        ...
+
+    def gauges(self) -> Gauges:
+        """Per queue: due, deferred and running tasks and the oldest due one's wait (one
+        aggregate over READY and RUNNING rows only); and the workers with a heartbeat
+        within worker_timeout. For a metrics scrape: cheap whatever the history's size."""
         ...

@@ -43,6 +43,8 @@ class MySQLEngine(PortableEngine):
     vendor = "mysql"
     now_sql = NOW
     insert_tick_sql = INSERT_TICK_SQL
+    # JSON_SET stores a plain string parameter as a JSON string; JSON_EXTRACT makes it JSON.
+    json_value_sql = "JSON_EXTRACT(%s, '$')"
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         queue_sql, queue_params = queues.as_sql()

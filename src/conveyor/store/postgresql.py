@@ -120,13 +120,14 @@ FINISH_ROW = (
 # PostgreSQL parses at once (a VALUES list of a thousand rows costs more to send and parse).
 INSERT_SQL = """
 INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, arguments,
-                    status, attempt_count, worker_id, run_after, available_after, hold)
-SELECT path, backend, queue, priority, takes_context, arguments, 'READY', 0, '', run_after,
-       COALESCE(run_after, STATEMENT_TIMESTAMP()),
+                    metadata, status, attempt_count, worker_id, run_after, available_after,
+                    hold)
+SELECT path, backend, queue, priority, takes_context, arguments, metadata, 'READY', 0, '',
+       run_after, COALESCE(run_after, STATEMENT_TIMESTAMP()),
        CASE WHEN run_after > STATEMENT_TIMESTAMP() THEN 1 ELSE 0 END
 FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], %s::smallint[], %s::boolean[],
-            %s::jsonb[], %s::timestamptz[])
-    AS new (path, backend, queue, priority, takes_context, arguments, run_after)
+            %s::jsonb[], %s::jsonb[], %s::timestamptz[])
+    AS new (path, backend, queue, priority, takes_context, arguments, metadata, run_after)
 RETURNING id, enqueued_at, available_after
 """
 
@@ -208,6 +209,13 @@ class PostgreSQLEngine(PortableEngine):
             else:
                 written.append(Written(outcome, status, now, None))
         return written
+
+    def merged_metadata_sql(
+        self, changed: dict[str, Any], removed: list[str]
+    ) -> tuple[str, list[Any]]:
+        # jsonb: drop the removed keys, then || replaces the changed ones whole.
+        merged = "(COALESCE(metadata, '{}'::jsonb) - %s::text[]) || %s::jsonb"
+        return merged, [removed, json.dumps(changed, allow_nan=False)]
 
     def wakeup_source(self) -> WakeupSource:
         return PostgreSQLNotifications(self.using, on_queues_changed=self.forget_paused)

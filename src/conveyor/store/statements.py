@@ -38,11 +38,11 @@ INSERT_ERRORS_SQL = (
 # holds the row for its time (1); HOLD_SLOT (2) is given by the concurrency limit's check.
 INSERT_TASKS_SQL = (
     "INSERT INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
-    "arguments, status, attempt_count, worker_id, run_after, available_after, hold) "
-    "VALUES {rows} RETURNING id, enqueued_at, available_after"
+    "arguments, metadata, status, attempt_count, worker_id, run_after, available_after, "
+    "hold) VALUES {rows} RETURNING id, enqueued_at, available_after"
 )
 INSERT_TASK_ROW = (
-    "(%s, %s, %s, %s, %s, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}), "
+    "(%s, %s, %s, %s, %s, {json}, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}), "
     "CASE WHEN %s > {now} THEN 1 ELSE 0 END)"
 )
 # Claim, first: rows held for their time that have become due join the claim's range of the

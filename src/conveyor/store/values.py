@@ -63,6 +63,8 @@ class NewTask:
     arguments: dict[str, Any]
     arguments_json: str
     run_after: datetime | None
+    # The metadata given at enqueue as JSON text, or None (the column stays NULL).
+    metadata_json: str | None = None
     pk: int | None = None
     enqueued_at: datetime | None = None
     available_after: datetime | None = None
@@ -73,9 +75,9 @@ class NewTask:
     last_attempted_at: ClassVar[datetime | None] = None
     return_value: ClassVar[Any] = None
 
-    def insert_values(self) -> tuple[str, str, str, int, bool, str, datetime | None]:
+    def insert_values(self) -> tuple[str, str, str, int, bool, str, str | None, datetime | None]:
         """What an INSERT takes from it: path, backend, queue, priority, takes_context,
-        the arguments as JSON text, run_after."""
+        the arguments and the metadata as JSON text, run_after."""
         return (
             self.task_path,
             self.backend_name,
@@ -83,6 +85,7 @@ class NewTask:
             self.priority,
             self.takes_context,
             self.arguments_json,
+            self.metadata_json,
             self.run_after,
         )
 
@@ -183,3 +186,37 @@ class DueCount:
     queue_name: str
     count: int
     oldest_wait: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class QueueGauge:
+    """What one queue holds now: due, deferred and running tasks, and the oldest due one's
+    wait."""
+
+    queue_name: str
+    due: int
+    deferred: int
+    running: int
+    oldest_due_wait: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """The state of a backend for a metrics scrape: its queues and its live workers."""
+
+    queues: list[QueueGauge]
+    workers_alive: int
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What a backend's tasks did over a window, for the dashboard: finished tasks per time
+    bucket and final status, the waits of a sample of them, and the tasks failing most."""
+
+    now: datetime
+    # (bucket start, status, count), buckets truncated to the minute or the hour.
+    finished: list[tuple[datetime, str, int]]
+    # (finished at, wait from due to the last attempt's start), newest first, capped.
+    waits: list[tuple[datetime, timedelta]]
+    # (task path, failed tasks), most first.
+    failing: list[tuple[str, int]]

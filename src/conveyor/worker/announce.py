@@ -7,6 +7,7 @@ import logging
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished
 
+from conveyor import observe
 from conveyor.failures import first_line, last_line
 from conveyor.results import AnyResult, finished_result, has_history, import_task
 from conveyor.store import Engine, Written
@@ -25,6 +26,7 @@ class Announcer:
     def announce(self, written: list[Written]) -> None:
         """Log every failed attempt; send task_finished for tasks that reached a final
         state."""
+        observe.written(written)
         finals = []
         for item in written:
             log_outcome(item)

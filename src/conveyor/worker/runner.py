@@ -4,39 +4,68 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from inspect import iscoroutinefunction
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.tasks import TaskContext, TaskResultStatus
+from django.tasks import TaskResultStatus
 from django.tasks.signals import task_started
 from django.utils.json import normalize_json
 
-from conveyor import control
+from conveyor import control, observe
+from conveyor.backend import DatabaseBackend
+from conveyor.context import ConveyorTaskContext, MetadataWriter, as_json
 from conveyor.exceptions import MalformedTask, Snooze, TaskTimeout
 from conveyor.failures import error_from_exception, error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
 from conveyor.store import Outcome
 
+logger = logging.getLogger(__name__)
+
 
 class Prepared:
     """A claimed task ready to call: its Task, arguments and current result."""
 
-    __slots__ = ("args", "kwargs", "record", "result", "task")
+    __slots__ = ("args", "context", "kwargs", "record", "result", "task")
 
     def __init__(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
         self.record = record
         self.task: AnyTask = stored_task(record)
         self.args, self.kwargs = stored_arguments(record)
         self.result: AnyResult = build_result(record, history, task=self.task)
+        self.context: ConveyorTaskContext | None = None
 
     def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
         if self.record.takes_context:
-            return [TaskContext(task_result=self.result), *self.args], self.kwargs
+            self.context = self.make_context()
+            return [self.context, *self.args], self.kwargs
         return self.args, self.kwargs
+
+    def make_context(self) -> ConveyorTaskContext:
+        """The task's context, with the metadata the claim read and a writer for it."""
+        record = self.record
+        metadata = record.metadata if isinstance(record.metadata, dict) else {}
+        writer = None
+        backend = self.task.get_backend()
+        if isinstance(backend, DatabaseBackend):
+            holder = (record.worker_id, record.attempt_count)
+            writer = MetadataWriter(backend.store, record.pk, holder)
+            writer.saved = {key: as_json(key, value) for key, value in metadata.items()}
+        return ConveyorTaskContext(task_result=self.result, metadata=dict(metadata), writer=writer)
+
+    def save_metadata(self) -> None:
+        """Save what the task left unsaved in its metadata, as its attempt ends."""
+        if self.context is None:
+            return
+        try:
+            self.context.save_metadata()
+        except Exception:
+            logger.exception("Task id=%s metadata not saved as the attempt ended", self.record.pk)
 
     def started(self) -> None:
         task_started.send(type(self.task.get_backend()), task_result=self.result)
@@ -56,20 +85,25 @@ def run_sync(
 ) -> Outcome:
     """Run a claimed task in this thread; `cancel_flag` is what conveyor.cancel_requested()
     reads in it."""
-    prepared = None
-    try:
-        prepared = Prepared(record, history)
-        prepared.started()
-        args, kwargs = prepared.call_arguments()
-        with control.running(cancel_flag):
-            value = prepared.task.call(*args, **kwargs)
-        return prepared.succeeded(value)
-    except Snooze as snooze:
-        return snoozed(record, snooze, prepared)
-    except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
-        return failed(record, exc, prepared)
-    finally:
-        close_old_connections()
+    prepared: Prepared | None = None
+    with observe.attempt(record) as observed:
+        try:
+            prepared = Prepared(record, history)
+            prepared.started()
+            args, kwargs = prepared.call_arguments()
+            with control.running(cancel_flag):
+                value = prepared.task.call(*args, **kwargs)
+            outcome = prepared.succeeded(value)
+        except Snooze as snooze:
+            outcome = snoozed(record, snooze, prepared)
+        except BaseException as exc:  # noqa: BLE001 - every failure of a task is recorded, none escapes
+            outcome = failed(record, exc, prepared)
+        try:
+            if prepared is not None:
+                prepared.save_metadata()
+        finally:
+            close_old_connections()
+        return observed.ended(outcome)
 
 
 async def run_async(
@@ -81,25 +115,42 @@ async def run_async(
 ) -> Outcome:
     """Run a claimed coroutine task on this thread's event loop, cancelled at `timeout`
     seconds (then failed with TaskTimeout)."""
-    prepared = None
-    try:
-        prepared = Prepared(record, history)
-        await prepared.astarted()
-        args, kwargs = prepared.call_arguments()
-        deadline = asyncio.timeout(timeout)
+    prepared: Prepared | None = None
+    with observe.attempt(record) as observed:
         try:
-            async with deadline:
-                with control.running(cancel_flag):
-                    value = await prepared.task.acall(*args, **kwargs)
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise  # the task's own TimeoutError
-            raise TaskTimeout(timeout_message(timeout or 0)) from exc
-        return prepared.succeeded(value)
-    except Snooze as snooze:
-        return snoozed(record, snooze, prepared)
-    except BaseException as exc:  # noqa: BLE001 - as in run_sync
-        return failed(record, exc, prepared)
+            prepared = Prepared(record, history)
+            await prepared.astarted()
+            args, kwargs = prepared.call_arguments()
+            outcome = prepared.succeeded(
+                await call_within(prepared, args, kwargs, timeout=timeout, flag=cancel_flag)
+            )
+        except Snooze as snooze:
+            outcome = snoozed(record, snooze, prepared)
+        except BaseException as exc:  # noqa: BLE001 - as in run_sync
+            outcome = failed(record, exc, prepared)
+        if prepared is not None and prepared.context is not None:
+            await sync_to_async(prepared.save_metadata, thread_sensitive=False)()
+        return observed.ended(outcome)
+
+
+async def call_within(
+    prepared: Prepared,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    timeout: float | None,
+    flag: threading.Event | None,
+) -> Any:
+    """Await the task's coroutine, cancelled at `timeout` seconds (then TaskTimeout)."""
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            with control.running(flag):
+                return await prepared.task.acall(*args, **kwargs)
+    except TimeoutError as exc:
+        if not deadline.expired():
+            raise  # the task's own TimeoutError
+        raise TaskTimeout(timeout_message(timeout or 0)) from exc
 
 
 def snoozed(record: TaskRecord, snooze: Snooze, prepared: Prepared | None) -> Outcome:

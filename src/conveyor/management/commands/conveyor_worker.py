@@ -15,12 +15,13 @@ from typing import Any
 from django.core.management import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, OperationalError
 
+from conveyor import observe
 from conveyor.backend import DatabaseBackend
 from conveyor.backoff import Backoff
 from conveyor.columns import WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import WorkerIdInUse
 from conveyor.failures import first_line
-from conveyor.management.arguments import milliseconds, positive_int, seconds
+from conveyor.management.arguments import milliseconds, port, positive_int, seconds
 from conveyor.management.backends import database_backend
 from conveyor.periodic import scheduled_tasks
 from conveyor.readiness import NotMigrated, require_migrated
@@ -140,6 +141,14 @@ class Command(BaseCommand):
             help="On SIGTERM or SIGINT, how long running tasks may take to finish before they are "
             "recorded as interrupted, in seconds (default: 30).",
         )
+        parser.add_argument(
+            "--metrics-port",
+            type=port,
+            default=None,
+            metavar="PORT",
+            help="Serve Prometheus metrics on this port (needs django-conveyor[prometheus]; "
+            "one process: not with --processes).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         backend = database_backend(options["backend"])
@@ -147,11 +156,18 @@ class Command(BaseCommand):
         if options["processes"] > 1:
             if options["oneshot"]:
                 raise CommandError("--oneshot runs in one process; drop --processes")
+            if options["metrics_port"] is not None:
+                raise CommandError(
+                    "--metrics-port serves one process's metrics; drop --processes, or run "
+                    "one worker per port"
+                )
             sys.exit(Supervisor(child_command(sys.orig_argv), options["processes"]).run())
         identity = make_identity(worker_id(options["worker_id"]))
         configure_logging(options["verbosity"])
         check_when_reachable(self)
         check_migrated(backend.store.using)
+        if options["metrics_port"] is not None:
+            serve_metrics(options["metrics_port"])
         # A oneshot run only drains what is due; it enqueues no ticks.
         scheduling = not options["no_schedule"] and not options["oneshot"]
         planned = planned_schedules(backend) if scheduling else {}
@@ -206,6 +222,17 @@ def planned_schedules(backend: DatabaseBackend) -> dict[str, Planned]:
     return {
         name: Planned(schedule, tasks[name]) for name, schedule in backend.config.periodic.items()
     }
+
+
+def serve_metrics(port: int) -> None:
+    """Serve the metrics from this process; refuse when prometheus_client is missing."""
+    module = observe.metrics()
+    if module is None:
+        raise CommandError(
+            "--metrics-port needs prometheus_client: pip install 'django-conveyor[prometheus]'"
+            " (and CONVEYOR_METRICS not False)"
+        )
+    module.serve(port)
 
 
 def check_when_reachable(command: BaseCommand) -> None:
