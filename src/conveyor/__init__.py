@@ -10,11 +10,17 @@ if TYPE_CHECKING:
     from conveyor.cancellation import CancelAnswer, cancel
     from conveyor.control import cancel_requested, raise_if_cancelled
     from conveyor.exceptions import Snooze
+    from conveyor.flow import Concurrency, RateLimit, Unique
     from conveyor.meta import ametadata, enqueue, metadata, update_metadata
+    from conveyor.results import DuplicateResult
 
 __all__ = [
     "CancelAnswer",
+    "Concurrency",
+    "DuplicateResult",
+    "RateLimit",
     "Snooze",
+    "Unique",
     "ametadata",
     "cancel",
     "cancel_requested",
@@ -33,6 +39,10 @@ _LAZY = {
     "cancel_requested": "conveyor.control",
     "raise_if_cancelled": "conveyor.control",
     "Snooze": "conveyor.exceptions",
+    "Unique": "conveyor.flow",
+    "Concurrency": "conveyor.flow",
+    "RateLimit": "conveyor.flow",
+    "DuplicateResult": "conveyor.results",
     "enqueue": "conveyor.meta",
     "metadata": "conveyor.meta",
     "ametadata": "conveyor.meta",

@@ -21,7 +21,8 @@ from django.utils.json import normalize_json
 from conveyor import observe
 from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
 from conveyor.conf import BackendOptions, parse_options
-from conveyor.results import AnyResult, AnyTask, build_result, make_result
+from conveyor.flow import Concurrency, RateLimit, Unique
+from conveyor.results import AnyResult, AnyTask, as_duplicate, build_result, make_result
 from conveyor.tasks import ConveyorTask
 
 # Django imports a backend's module when it reads TASKS, which may be before the app
@@ -105,8 +106,17 @@ class DatabaseBackend(BaseTaskBackend):
     ) -> TaskResult[P, R]:
         """Queue up a task to be executed."""
         new = self.prepare(task, args, kwargs)
-        self.store.insert([new])
-        return cast("TaskResult[P, R]", self.announce(task, new))
+        if not controlled(new):
+            self.store.insert([new])
+            return cast("TaskResult[P, R]", self.announce(task, new))
+        (live,) = self.store.insert_controlled([new])
+        return cast("TaskResult[P, R]", self.announce_or_duplicate(task, new, live))
+
+    def announce_or_duplicate(self, task: AnyTask, new: NewTask, live: int | None) -> AnyResult:
+        """The stored task's result (announced), or the live task's for a duplicate."""
+        if live is None:
+            return self.announce(task, new)
+        return as_duplicate(self.get_result(str(live)))
 
     def prepare(
         self,
@@ -134,6 +144,7 @@ class DatabaseBackend(BaseTaskBackend):
 
         check_arguments(task, args, kwargs)
         arguments, arguments_json = json_arguments(args, kwargs)
+        flow = flow_columns(task, self.config, arguments_json, args, kwargs)
         metadata = observe.enqueued_metadata(task, metadata)
         return NewTask(
             task_path=task.module_path,
@@ -145,6 +156,7 @@ class DatabaseBackend(BaseTaskBackend):
             arguments_json=arguments_json,
             run_after=task.run_after,
             metadata_json=json_metadata(metadata),
+            **flow,
         )
 
     def announce(self, task: AnyTask, record: NewTask) -> AnyResult:
@@ -198,6 +210,39 @@ class DatabaseBackend(BaseTaskBackend):
                 id="conveyor.E001",
             )
         ]
+
+
+def controlled(new: NewTask) -> bool:
+    """Whether a row needs the flow-controlled insert (unique, or concurrency-limited)."""
+    return any(key is not None for key in (new.unique_key, new.concurrency_key, new.rate_key))
+
+
+def flow_columns(
+    task: AnyTask,
+    config: BackendOptions,
+    arguments_json: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The flow-control columns of one call: its unique key and concurrency slot key."""
+    columns: dict[str, Any] = {}
+    unique = getattr(task, "unique", None)
+    if isinstance(unique, Unique):
+        columns["unique_key"] = unique.key_of(task.module_path, arguments_json, args, kwargs)
+        columns["unique_keeps"] = unique.keeps()
+    concurrency = getattr(task, "concurrency", None)
+    if isinstance(concurrency, Concurrency):
+        columns["concurrency_key"] = concurrency.key_of(task.module_path, args, kwargs)
+        columns["concurrency_limit"] = concurrency.limit
+    elif (limit := config.policy(task.queue_name).concurrency) is not None:
+        columns["concurrency_key"] = f"queue:{task.queue_name}"
+        columns["concurrency_limit"] = limit
+    rate = getattr(task, "rate_limit", None)
+    if isinstance(rate, RateLimit):
+        columns["rate_key"] = rate.key_of(task.module_path, args, kwargs)
+        columns["rate_limit"] = rate.limit
+        columns["rate_period_ms"] = max(1, round(rate.period.total_seconds() * 1000))
+    return columns
 
 
 def check_arguments(task: AnyTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

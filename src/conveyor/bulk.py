@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from django.tasks import Task, TaskResult
 
-from conveyor.backend import DatabaseBackend
+from conveyor.backend import DatabaseBackend, controlled
 from conveyor.results import AnyTask
 from conveyor.store import NewTask
 
@@ -30,8 +30,14 @@ def enqueue_many[**P, R](
     records = [record(backend, task, index, call) for index, call in enumerate(calls)]
     if not records:
         return []
-    backend.store.insert(records)
-    return [cast("TaskResult[P, R]", backend.announce(task, r)) for r in records]
+    if not any(map(controlled, records)):
+        backend.store.insert(records)
+        return [cast("TaskResult[P, R]", backend.announce(task, r)) for r in records]
+    found = backend.store.insert_controlled(records)
+    return [
+        cast("TaskResult[P, R]", backend.announce_or_duplicate(task, r, live))
+        for r, live in zip(records, found, strict=True)
+    ]
 
 
 def record(backend: DatabaseBackend, task: AnyTask, index: int, call: object) -> NewTask:

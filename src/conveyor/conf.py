@@ -32,7 +32,9 @@ _OPTION_KEYS = frozenset(
         "periodic",
     }
 )
-_POLICY_KEYS = frozenset({"max_attempts", "backoff_factor", "backoff", "timeout", "max_snoozes"})
+_POLICY_KEYS = frozenset(
+    {"max_attempts", "backoff_factor", "backoff", "timeout", "max_snoozes", "concurrency"}
+)
 _PURGE_KEYS = frozenset({"finished", "unfinished", "automatic"})
 
 
@@ -48,6 +50,9 @@ class RetryPolicy:
     backoff: Callable[..., Any] | None = None
     timeout: timedelta | None = None
     max_snoozes: int = DEFAULT_MAX_SNOOZES
+    # At most this many of the queue's tasks hold a slot at once (queues only; a task's own
+    # `concurrency` option takes precedence).
+    concurrency: int | None = None
 
     def retry_delay(self, attempts: int) -> timedelta | None:
         """Return how long to wait after `attempts` failed attempts by `backoff_factor`, or
@@ -151,7 +156,15 @@ class _Parser:
             backoff=backoff,
             timeout=timeout,
             max_snoozes=self.max_snoozes(where, value.get("max_snoozes", base.max_snoozes)),
+            concurrency=self.concurrency(where, value.get("concurrency")),
         )
+
+    def concurrency(self, where: str, value: object) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.error(where, f"concurrency must be an integer >= 1, got {value!r}")
+        return value
 
     def queue_policies(
         self, value: object, base: RetryPolicy, queues: frozenset[str]

@@ -69,6 +69,19 @@ class TaskRecord(models.Model):
     cancel_requested_by = models.CharField(
         max_length=WORKER_ID_MAX_LENGTH, blank=True, db_default=""
     )
+    # Flow control (conveyor.flow): the key of a unique task, cleared by the write that moves
+    # it out of its unique states (the final states it keeps it in: unique_keeps, bits 1
+    # SUCCESSFUL, 2 FAILED); the key and limit of a concurrency-limited task.
+    unique_key = models.CharField(max_length=64, null=True, blank=True, default=None)  # noqa: DJ001
+    unique_keeps = models.PositiveSmallIntegerField(db_default=0)
+    concurrency_key = models.CharField(  # noqa: DJ001
+        max_length=255, null=True, blank=True, default=None
+    )
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True, default=None)
+    # The key, limit and period (in ms) of a rate-limited task (conveyor.flow.RateLimit).
+    rate_key = models.CharField(max_length=255, null=True, blank=True, default=None)  # noqa: DJ001
+    rate_limit = models.PositiveIntegerField(null=True, blank=True, default=None)
+    rate_period_ms = models.PositiveBigIntegerField(null=True, blank=True, default=None)
     # What the enqueuer and the running task say about it (progress, trace context); NULL
     # until someone gives any. Written by key, so concurrent writers keep each other's keys.
     metadata = models.JSONField(null=True, blank=True)
@@ -105,6 +118,14 @@ class TaskRecord(models.Model):
             # The admin's queue and status filters, newest first; without it a combination
             # that matches nothing (no failed tasks in a queue) reads the whole table.
             models.Index(fields=["queue_name", "status", "id"], name="conveyor_task_queue"),
+            # A concurrency key's slot holders and waiting tasks.
+            models.Index(fields=["concurrency_key", "status", "hold"], name="conveyor_task_slots"),
+        )
+        constraints = (
+            # One live task per unique key (NULL keys never conflict, on every database).
+            models.UniqueConstraint(
+                fields=["backend_name", "unique_key"], name="conveyor_task_unique"
+            ),
         )
 
     def __str__(self) -> str:
@@ -241,3 +262,44 @@ class PausedQueue(models.Model):
 
     def __str__(self) -> str:
         return self.queue_name
+
+
+class Semaphore(models.Model):
+    """The lock of one concurrency key: a slot is taken or given, and waiting tasks promoted,
+    only while holding this row, so that the count of holders read under it is exact."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    key = models.CharField(max_length=255)
+
+    class Meta:
+        db_table = "conveyor_semaphore"
+        constraints = (
+            models.UniqueConstraint(fields=["backend_name", "key"], name="conveyor_semaphore_key"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.backend_name}:{self.key}"
+
+
+class RateWindow(models.Model):
+    """The starts counted in one window of one rate-limit key; a start is counted only while
+    fewer than the limit are, by one compare-and-set UPDATE. Windows before the current one
+    are deleted as the next opens."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    key = models.CharField(max_length=255)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "conveyor_rate_window"
+        constraints = (
+            models.UniqueConstraint(
+                fields=["backend_name", "key", "window_start"], name="conveyor_rate_window_once"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.key} from {self.window_start}: {self.count}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -152,3 +152,24 @@ def finished_result(
         finished_at=finished_at,
         return_value=return_value,
     )
+
+
+if TYPE_CHECKING:  # django-stubs make TaskResult generic; at run time it is not subscriptable
+    ResultBase = TaskResult[..., Any]
+else:
+    ResultBase = TaskResult
+
+
+# Frozen at run time, as TaskResult is there (django-stubs declare it unfrozen).
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DuplicateResult(ResultBase):  # type: ignore[misc]
+    """What enqueueing a unique task returns when a live task holds its key: that task's
+    result. Nothing was stored, and task_enqueued was not sent for it."""
+
+
+def as_duplicate(result: AnyResult) -> DuplicateResult:
+    """The same result, marked as a duplicate enqueue's."""
+    values = {f.name: getattr(result, f.name) for f in fields(TaskResult) if f.init}
+    duplicate = DuplicateResult(**values)
+    object.__setattr__(duplicate, "_return_value", getattr(result, "_return_value", None))
+    return duplicate

@@ -15,7 +15,7 @@ from typing import Any
 from django.tasks import TaskResultStatus
 
 from conveyor.schedules import Schedule
-from conveyor.store import Engine
+from conveyor.store import Engine, SlotState
 
 RECENT_HOUR = timedelta(hours=1)
 STATUSES = tuple(TaskResultStatus)
@@ -88,6 +88,7 @@ class BackendState:
     queues: list[QueueState]
     workers: list[WorkerState]
     schedules: list[ScheduleState] = field(default_factory=list)
+    slots: list[SlotState] = field(default_factory=list)
 
 
 # The state of a queue by name, created on first use.
@@ -124,6 +125,7 @@ def backend_state(
         queues=sorted(queues.values(), key=lambda q: q.queue),
         workers=workers,
         schedules=schedule_states(store, now) if counts else [],
+        slots=store.slots() if counts else [],
     )
 
 
@@ -226,6 +228,16 @@ def as_json(state: BackendState) -> dict[str, Any]:
         "live_workers": workers_by_state["live"],
         "dead_workers": workers_by_state["dead"],
         "schedules": [_schedule_json(s) for s in state.schedules],
+        "concurrency_limits": [
+            {
+                "key": s.key,
+                "limit": s.limit,
+                "holding": s.holding,
+                "running": s.running,
+                "waiting": s.waiting,
+            }
+            for s in state.slots
+        ],
     }
 
 

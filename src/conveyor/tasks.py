@@ -37,6 +37,12 @@ class ConveyorTask(TaskBase):
     backoff: Any = None
     # How long one attempt may run (seconds or a timedelta).
     timeout: Any = None
+    # At most one task per key in its states: True, or conveyor.flow.Unique(...).
+    unique: Any = None
+    # At most N tasks per key holding a slot: N, or conveyor.flow.Concurrency(...).
+    concurrency: Any = None
+    # At most N starts per period per key: "100/m", or conveyor.flow.RateLimit(...).
+    rate_limit: Any = None
 
     def __post_init__(self) -> None:
         for option in fields(ConveyorTask):

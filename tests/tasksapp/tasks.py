@@ -269,3 +269,40 @@ def annotate(context: Any, key: str, value: Any) -> dict[str, Any]:
     seen = dict(context.metadata)
     context.metadata[key] = value
     return seen
+
+
+# -- flow control (ConveyorTask's unique and concurrency options) ---------------------------
+
+
+@task(unique=True)  # type: ignore[call-overload, untyped-decorator]
+def sync_account(account: int) -> int:
+    return account
+
+
+@task(unique={"states": ["READY", "RUNNING", "SUCCESSFUL"]})  # type: ignore[call-overload, untyped-decorator]
+def once_ever(account: int) -> int:
+    return account
+
+
+def by_account(account: int, **kwargs: Any) -> int:
+    return account
+
+
+@task(concurrency={"limit": 2, "key": by_account})  # type: ignore[call-overload, untyped-decorator]
+def call_partner(account: int, label: str = "", sleep: float = 0.0) -> int:
+    """Record when it ran, for tests that check no more than two ran at once per account."""
+    started = time.time()
+    if sleep:
+        time.sleep(sleep)
+    Execution.objects.create(
+        result_id="", attempt=0, pid=os.getpid(), label=f"{label}|{started}|{time.time()}"
+    )
+    return account
+
+
+@task(rate_limit="3/s")  # type: ignore[call-overload, untyped-decorator]
+def rate_limited(label: str = "") -> float:
+    """Record its start, for tests that check the rate of starts."""
+    started = time.time()
+    Execution.objects.create(result_id="", attempt=0, pid=os.getpid(), label=f"rate|{started}")
+    return started

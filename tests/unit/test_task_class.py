@@ -31,8 +31,11 @@ def test_django_s_decorator_builds_a_conveyor_task_with_its_options() -> None:
     assert isinstance(configured, ConveyorTask)
     assert conveyor_options(configured) == {
         "backoff": never,
+        "concurrency": None,
         "max_attempts": 5,
+        "rate_limit": None,
         "timeout": timedelta(seconds=30),
+        "unique": None,
     }
 
 
@@ -63,6 +66,11 @@ def test_an_unknown_option_is_a_type_error_when_the_module_is_imported() -> None
         ({"timeout": "soon"}, "option timeout of .*: cannot read 'soon' as a duration"),
         ({"backoff": 3}, "option backoff of .*: must be a callable"),
         ({"backoff": "no.such.thing"}, "option backoff of .*: cannot import 'no.such.thing'"),
+        ({"unique": "yes"}, "option unique of .*: must be True, a conveyor.flow.Unique or a dict"),
+        ({"unique": {"states": ["SUCCESSFUL"]}}, "option unique of .*: states must include READY"),
+        ({"concurrency": 0}, "option concurrency of .*: limit must be an integer >= 1, got 0"),
+        ({"rate_limit": "100/week"}, "option rate_limit of .*: a rate is 'N/s', 'N/m'"),
+        ({"rate_limit": {"limit": 5, "period": 0}}, "rate_limit .*: period must be at least"),
     ],
 )
 def test_a_bad_value_names_the_task_and_the_option(options: dict[str, Any], message: str) -> None:

@@ -23,6 +23,7 @@ from conveyor.store.values import (
     QueueCount,
     QueueFilter,
     RetryDecider,
+    SlotState,
     Written,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "QueueCount",
     "QueueFilter",
     "RetryDecider",
+    "SlotState",
     "WakeupSource",
     "Written",
     "store_for",

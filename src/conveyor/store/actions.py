@@ -14,14 +14,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Case, F, Q, When
 from django.db.models.functions import Now
 
 from conveyor.columns import HOLD_NONE, WORKER_ID_MAX_LENGTH
 from conveyor.exceptions import TaskCancelled
 from conveyor.failures import error_from_message
 from conveyor.models import Attempt, Error
-from conveyor.store.core import EngineCore
+from conveyor.store.flow import FlowControl
 from conveyor.store.transitions import FAILED, READY, RUNNING
 from conveyor.store.values import Applied
 
@@ -37,7 +37,7 @@ Change = Callable[[datetime], dict[str, Any]]
 Then = Callable[[list[int], datetime], None]
 
 
-class Actions(EngineCore):
+class Actions(FlowControl):
     def retry(self, ids: Iterable[int]) -> Applied:
         # The retry policy counts attempt_count against max_attempts, so it starts again from
         # zero. The Attempt rows stay: the result keeps its errors and worker ids.
@@ -69,17 +69,24 @@ class Actions(EngineCore):
     def cancel(self, ids: Iterable[int], *, cancelled_by: str) -> Applied:
         # Recorded as one zero-length FAILED attempt by `cancelled_by` whose error is
         # TaskCancelled: the result's errors say why it failed, as for every other failure.
+        wanted = list(ids)
+        keys = self._concurrency_keys(wanted)
         applied = self._apply(
-            ids,
+            wanted,
             expected=Q(status=READY),
             change=lambda now: {
                 "status": FAILED,
                 "finished_at": now,
                 "worker_id": "",
                 "hold": HOLD_NONE,
+                # A unique key stays only where the task keeps it when FAILED (bit 2).
+                "unique_key": Case(
+                    When(unique_keeps__in=(2, 3), then=F("unique_key")), default=None
+                ),
             },
             then=partial(self._record_cancellations, cancelled_by=cancelled_by),
         )
+        self.promote(keys)
         return self._report("cancelled", applied, by=cancelled_by)
 
     def request_cancel(self, ids: Iterable[int], *, requested_by: str) -> Applied:
@@ -111,8 +118,17 @@ class Actions(EngineCore):
 
     def delete(self, ids: Iterable[int]) -> Applied:
         # A RUNNING task is left to its worker, which would otherwise write to a gone row.
-        applied = self._apply(ids, expected=~Q(status=RUNNING), change=None)
+        wanted = list(ids)
+        keys = self._concurrency_keys(wanted)
+        applied = self._apply(wanted, expected=~Q(status=RUNNING), change=None)
+        self.promote(keys)
         return self._report("deleted", applied)
+
+    def _concurrency_keys(self, ids: list[int]) -> set[str]:
+        """The concurrency keys among these tasks: their slots may free."""
+        rows = self.task_rows().filter(pk__in=ids, concurrency_key__isnull=False)
+        keys = rows.order_by().values_list("concurrency_key", flat=True).distinct()
+        return {key for key in keys if key is not None}
 
     def _apply(
         self,

@@ -28,6 +28,7 @@ from conveyor.store.values import (
     QueueCount,
     QueueFilter,
     RetryDecider,
+    SlotState,
     Written,
 )
 
@@ -55,6 +56,25 @@ class Engine(Protocol):
     def insert(self, tasks: Sequence[NewTask]) -> None:
         """Store new READY tasks, all or none; fill in their ids and times. Listening
         workers wake once they commit."""
+        ...
+
+    def insert_controlled(self, tasks: Sequence[NewTask]) -> list[int | None]:
+        """Store tasks with flow control, all or none, in order: a unique task whose key a
+        live task holds is not stored (its entry is that task's id; None: stored, ids and
+        times filled in); a task over its concurrency limit is stored waiting for a slot."""
+        ...
+
+    def promote(self, keys: Iterable[str]) -> int:
+        """Give the free slots of these concurrency keys to their waiting tasks, highest
+        priority first; return how many were promoted. Safe from any number of workers."""
+        ...
+
+    def waiting_keys(self) -> list[str]:
+        """The concurrency keys that have tasks waiting for a slot."""
+        ...
+
+    def slots(self) -> list[SlotState]:
+        """Per concurrency key with live tasks: its limit, holders, running and waiting."""
         ...
 
     def task(self, pk: int) -> tuple[TaskRecord, list[Attempt]]:

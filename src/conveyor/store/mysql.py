@@ -43,6 +43,8 @@ class MySQLEngine(PortableEngine):
     vendor = "mysql"
     now_sql = NOW
     insert_tick_sql = INSERT_TICK_SQL
+    # A row whose unique key a live task holds is ignored, not an error.
+    insert_ignore = ("INSERT IGNORE", "")
     # JSON_SET stores a plain string parameter as a JSON string; JSON_EXTRACT makes it JSON.
     json_value_sql = "JSON_EXTRACT(%s, '$')"
 

@@ -79,6 +79,12 @@ held AS (
         hold = CASE WHEN outcome.status = 'READY' AND task.cancel_requested_by = ''
             AND outcome.retry_in > 0 THEN 1 ELSE 0 END,
         snoozes = task.snoozes + outcome.snoozed,
+        unique_key = CASE
+            WHEN outcome.status = 'READY' AND task.cancel_requested_by = '' THEN task.unique_key
+            WHEN outcome.status = 'SUCCESSFUL' AND task.unique_keeps & 1 <> 0 THEN task.unique_key
+            WHEN outcome.status <> 'SUCCESSFUL' AND task.unique_keeps & 2 <> 0
+                THEN task.unique_key
+            END,
         worker_id = ''
     FROM outcome
     WHERE task.id = outcome.id AND task.attempt_count = outcome.attempt

@@ -11,15 +11,18 @@ from django.db.models.functions import Now
 from conveyor.exceptions import WorkerLost
 from conveyor.failures import error_from_message
 from conveyor.models import TaskRecord, WorkerRecord
-from conveyor.store.transitions import FAILED, Transitions
+from conveyor.store.flow import FlowControl, freed_keys
+from conveyor.store.transitions import FAILED
 from conveyor.store.values import Outcome, Written
 
 logger = logging.getLogger(__name__)
 
 
-class Recovery(Transitions):
+class Recovery(FlowControl):
     def recover_lost(self, *, recovered_by: str, only: str | None = None) -> list[Written]:
-        return self.retrying(lambda: self._recover_lost(recovered_by, only))
+        written = self.retrying(lambda: self._recover_lost(recovered_by, only))
+        self.promote(freed_keys(written))
+        return written
 
     def _recover_lost(self, recovered_by: str, only: str | None) -> list[Written]:
         cutoff = Now() - self.options.worker_timeout

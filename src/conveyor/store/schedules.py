@@ -11,7 +11,7 @@ from typing import ClassVar
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from conveyor.models import ScheduleTick, TaskRecord
-from conveyor.store.core import EngineCore
+from conveyor.store.flow import FlowControl
 from conveyor.store.values import LastTick, NewTask
 
 logger = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ INSERT_TICK_SQL = (
 )
 
 
-class Schedules(EngineCore):
+class Schedules(FlowControl):
     insert_tick_sql: ClassVar[str] = INSERT_TICK_SQL
 
     def enqueue_tick(
@@ -55,9 +55,15 @@ class Schedules(EngineCore):
         return pk
 
     def run_schedule(self, task: NewTask, *, schedule_name: str) -> int:
-        return self.retrying(
-            lambda: self._insert_scheduled(task, schedule_name=schedule_name, tick=None)
-        )
+        def write() -> int:
+            with self.write_transaction():
+                pk = self._insert_scheduled(task, schedule_name=schedule_name, tick=None)
+                if pk is None:  # a unique task whose previous run is live: that one
+                    live = self.task_rows().filter(unique_key=task.unique_key)
+                    return int(live.values_list("pk", flat=True).get())
+                return pk
+
+        return self.retrying(write)
 
     def last_ticks(self) -> list[LastTick]:
         markers = self.tick_rows()
@@ -86,7 +92,23 @@ class Schedules(EngineCore):
             inserted: int = cursor.rowcount
         return inserted == 1
 
-    def _insert_scheduled(self, task: NewTask, *, schedule_name: str, tick: datetime | None) -> int:
+    def _insert_scheduled(
+        self, task: NewTask, *, schedule_name: str, tick: datetime | None
+    ) -> int | None:
+        """Insert the schedule's task; None when it is unique and its previous run is live."""
+        if task.unique_key is not None or task.concurrency_key is not None:
+            if (live := self._insert_controlled(task)) is not None:
+                logger.info(
+                    "Task path=%s of schedule=%s not enqueued: task id=%s holds its unique key",
+                    task.task_path,
+                    schedule_name,
+                    live,
+                )
+                return None
+            pk = task.pk
+            assert pk is not None  # filled in by the insert
+            self.task_rows().filter(pk=pk).update(schedule_name=schedule_name, schedule_tick=tick)
+            return pk
         record = TaskRecord.objects.using(self.using).create(
             task_path=task.task_path,
             backend_name=self.backend_name,

@@ -13,7 +13,8 @@ LOCK_HELD_SQL = (
 )
 # Finish: a final state, for every row of a group with the same outcome.
 FINAL_SQL = (
-    "UPDATE {task} SET status = %s, finished_at = %s, return_value = %s, worker_id = '' "
+    "UPDATE {task} SET status = %s, finished_at = %s, return_value = %s, worker_id = '', "
+    "unique_key = CASE WHEN (unique_keeps & %s) <> 0 THEN unique_key ELSE NULL END "
     "WHERE id IN ({ids})"
 )
 # Finish: back to READY, due after the back-off (held until then, unless it is due now).

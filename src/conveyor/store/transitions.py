@@ -22,6 +22,7 @@ from django.tasks.base import TaskError
 from conveyor.columns import HOLD_NONE, HOLD_TIME
 from conveyor.exceptions import SnoozeLimit
 from conveyor.failures import cancelled_while_running, error_from_message
+from conveyor.flow import KEEP_BITS
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store import statements as sql
 from conveyor.store.core import EngineCore
@@ -261,6 +262,7 @@ class Transitions(EngineCore):
                         status,
                         adapt(values["finished_at"]),
                         None if value is None else json.dumps(value),
+                        KEEP_BITS.get(status, 0),  # whether a unique key stays
                     ]
                 cursor.execute(statement, [*params, *ids])
             self._insert_attempts(cursor, batch)

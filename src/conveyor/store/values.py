@@ -65,6 +65,14 @@ class NewTask:
     run_after: datetime | None
     # The metadata given at enqueue as JSON text, or None (the column stays NULL).
     metadata_json: str | None = None
+    # Flow control (conveyor.flow): set only for tasks that declare it.
+    unique_key: str | None = None
+    unique_keeps: int = 0
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period_ms: int | None = None
     pk: int | None = None
     enqueued_at: datetime | None = None
     available_after: datetime | None = None
@@ -220,3 +228,14 @@ class Activity:
     waits: list[tuple[datetime, timedelta]]
     # (task path, failed tasks), most first.
     failing: list[tuple[str, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class SlotState:
+    """One concurrency key: its limit, how many tasks hold a slot and how many wait."""
+
+    key: str
+    limit: int
+    holding: int
+    running: int
+    waiting: int

@@ -48,6 +48,9 @@ class Maintenance(BackgroundThread):
     def run_once(self) -> None:
         try:
             self.recover()
+            # Slots freed by a writer that died between its two transactions, or by purged
+            # tasks, go to the tasks waiting for them.
+            self.store.promote(self.store.waiting_keys())
             self.retention.run_if_due()
         except DatabaseError as exc:
             self.health.failed()

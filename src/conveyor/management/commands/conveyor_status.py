@@ -167,6 +167,7 @@ QUEUE_COLUMNS = (
     "LIVE WORKERS",
     "DEAD WORKERS",
 )
+LIMIT_COLUMNS = ("CONCURRENCY KEY", "LIMIT", "HOLDING", "RUNNING", "WAITING")
 SCHEDULE_COLUMNS = ("SCHEDULE", "TASK", "WHEN", "LAST TICK", "LAST STATUS", "NEXT TICK")
 WORKER_COLUMNS = (
     "WORKER",
@@ -208,6 +209,10 @@ def render(state: BackendState) -> str:
     lines.append("")
     if state.schedules:
         lines += table(SCHEDULE_COLUMNS, [schedule_row(s) for s in state.schedules])
+        lines.append("")
+    if state.slots:
+        slots = [[s.key, s.limit, s.holding, s.running, s.waiting] for s in state.slots]
+        lines += table(LIMIT_COLUMNS, slots)
         lines.append("")
     workers = [
         [

@@ -1,0 +1,258 @@
+"""Flow control in the database: unique tasks and concurrency slots.
+
+A unique task's key sits under a unique constraint (conveyor_task_unique); its insert does
+nothing when a live task holds the key, and the caller gets that task instead. The write
+that moves a task out of its unique states clears the key.
+
+A concurrency key's slots are counted, never kept as a counter: the tasks holding one are
+its READY (not waiting for a slot) and RUNNING tasks. A slot is taken at enqueue and given
+back when the task ends, each while holding the key's row of conveyor_semaphore, so the
+count read under that lock is exact and the limit is never passed. A task over the limit is
+READY with hold = HOLD_SLOT, outside the claim's range, so it blocks nobody; it is promoted
+when a slot frees (after a finish, a recovery, a cancel or a delete, and by every worker's
+maintenance, which also covers a writer that died between the two transactions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from django.db.models import Count, Max, Q
+from django.db.models.functions import Now
+from django.tasks import TaskResultStatus
+
+from conveyor.columns import HOLD_NONE, HOLD_SLOT, HOLD_TIME
+from conveyor.models import RateWindow, Semaphore, TaskRecord
+from conveyor.store.transitions import Transitions
+from conveyor.store.values import NewTask, Outcome, QueueFilter, SlotState, Written
+
+READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
+HOLDING = Q(status=RUNNING) | Q(status=READY, hold__in=(HOLD_NONE, HOLD_TIME))
+
+# One row that may conflict with a live task's unique key: the conflict makes it a no-op
+# (INSERT IGNORE on MariaDB/MySQL), and RETURNING says whether it was inserted.
+INSERT_CONTROLLED_SQL = (
+    "{insert} INTO {task} (task_path, backend_name, queue_name, priority, takes_context, "
+    "arguments, metadata, status, attempt_count, worker_id, run_after, available_after, hold, "
+    "unique_key, unique_keeps, concurrency_key, concurrency_limit, rate_key, rate_limit, "
+    "rate_period_ms) "
+    "VALUES (%s, %s, %s, %s, %s, {json}, {json}, 'READY', 0, '', %s, COALESCE(%s, {now}), "
+    "CASE WHEN %s THEN 2 WHEN %s > {now} THEN 1 ELSE 0 END, %s, %s, %s, %s, %s, %s, %s)"
+    "{conflict} "
+    "RETURNING id, enqueued_at, available_after"
+)
+# Rate limits: make sure the key's current window has its counter (a racing creator's is as
+# good), then count a start only while fewer than the limit are (the compare-and-set).
+INSERT_WINDOW_SQL = (
+    "{insert} INTO {window} (backend_name, {key}, window_start, {count}) "
+    "VALUES (%s, %s, %s, 0){conflict}"
+)
+TAKE_START_SQL = (
+    "UPDATE {window} SET {count} = {count} + 1 "
+    "WHERE backend_name = %s AND {key} = %s AND window_start = %s AND {count} < %s"
+)
+PRUNE_WINDOWS_SQL = (
+    "DELETE FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start < %s"
+)
+# A claimed task over its rate limit goes back, unattempted, held until its next window.
+DEFER_SQL = (
+    "UPDATE {task} SET status = 'READY', worker_id = '', hold = 1, available_after = %s, "
+    # before attempt_count: MariaDB/MySQL assign from left to right, seeing earlier changes
+    "started_at = CASE WHEN attempt_count = 1 THEN NULL ELSE started_at END, "
+    "attempt_count = attempt_count - 1 "
+    "WHERE id = %s AND status = 'RUNNING' AND worker_id = %s"
+)
+# Make sure a concurrency key has its lock row; a racing creator's row is as good.
+INSERT_SEMAPHORE_SQL = "{insert} INTO {semaphore} (backend_name, {key}) VALUES (%s, %s){conflict}"
+# How many times an insert looks again for the live task whose key it conflicted with (that
+# task may end in between, freeing the key).
+CONFLICT_TRIES = 5
+
+
+class FlowControl(Transitions):
+    # INSERT ... ON CONFLICT DO NOTHING on PostgreSQL and SQLite; MySQL engines override.
+    insert_ignore: ClassVar[tuple[str, str]] = ("INSERT", " ON CONFLICT DO NOTHING")
+
+    def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
+        claimed = super().claim(worker_id=worker_id, queues=queues, limit=limit)
+        limited = [record for record in claimed if record.rate_key is not None]
+        if not limited:
+            return claimed
+        deferred = self.retrying(lambda: self._take_starts(worker_id, limited))
+        return [record for record in claimed if record.pk not in deferred]
+
+    def _take_starts(self, worker_id: str, records: list[TaskRecord]) -> set[int]:
+        """Count each rate-limited start in its window; defer those over the limit to the
+        next window. Return the ids deferred."""
+        deferred: set[int] = set()
+        with self.write_transaction(), self.connection.cursor() as cursor:
+            for record in records:
+                start, end = window_of(record)
+                if not self._take_start(cursor, record, start):
+                    deferred.add(record.pk)
+                    cursor.execute(
+                        DEFER_SQL.format(task=self.table(TaskRecord)),
+                        [self.adapt(end), record.pk, worker_id],
+                    )
+        return deferred
+
+    def _take_start(self, cursor: Any, record: TaskRecord, start: datetime) -> bool:
+        quote = self.connection.ops.quote_name
+        names = {"window": self.table(RateWindow), "key": quote("key"), "count": quote("count")}
+        insert, conflict = self.insert_ignore
+        key, stamp = record.rate_key, self.adapt(start)
+        cursor.execute(
+            INSERT_WINDOW_SQL.format(insert=insert, conflict=conflict, **names),
+            [self.backend_name, key, stamp],
+        )
+        cursor.execute(PRUNE_WINDOWS_SQL.format(**names), [self.backend_name, key, stamp])
+        cursor.execute(
+            TAKE_START_SQL.format(**names), [self.backend_name, key, stamp, record.rate_limit]
+        )
+        return bool(cursor.rowcount == 1)
+
+    def adapt(self, moment: datetime) -> Any:
+        return self.connection.ops.adapt_datetimefield_value(moment)
+
+    def finish(self, *, worker_id: str, outcomes: Sequence[Outcome]) -> list[Written]:
+        written = super().finish(worker_id=worker_id, outcomes=outcomes)
+        self.promote(freed_keys(written))  # in its own transaction: see the module's docstring
+        return written
+
+    def insert_controlled(self, tasks: Sequence[NewTask]) -> list[int | None]:
+        def write() -> list[int | None]:
+            with self.write_transaction():
+                return [self._insert_controlled(task) for task in tasks]
+
+        found = self.retrying(write)
+        if any(pk is None for pk in found):
+            self.wake_workers()
+        return found
+
+    def _insert_controlled(self, task: NewTask) -> int | None:
+        blocked = False
+        if task.concurrency_key is not None:
+            self._lock_key(task.concurrency_key)
+            limit = task.concurrency_limit or 1
+            blocked = self._holders(task.concurrency_key) >= limit
+        for _ in range(CONFLICT_TRIES):
+            if self._insert_row(task, blocked=blocked):
+                return None
+            live = self.task_rows().filter(unique_key=task.unique_key).values_list("pk", flat=True)
+            if (pk := live.first()) is not None:
+                return pk
+        raise RuntimeError(f"unique key of {task.task_path} kept changing; try again")
+
+    def _insert_row(self, task: NewTask, *, blocked: bool) -> bool:
+        adapt = self.connection.ops.adapt_datetimefield_value
+        *values, run_after = task.insert_values()
+        stamp = None if run_after is None else adapt(run_after)
+        insert, conflict = self.insert_ignore
+        statement = INSERT_CONTROLLED_SQL.format(
+            insert=insert,
+            conflict=conflict,
+            task=self.table(TaskRecord),
+            json=self.json_placeholder,
+            now=self.now_sql,
+        )
+        params: list[Any] = [*values, stamp, stamp, blocked, stamp]
+        params += [task.unique_key, task.unique_keeps, task.concurrency_key]
+        params += [task.concurrency_limit, task.rate_key, task.rate_limit, task.rate_period_ms]
+        with self.connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            returned = cursor.fetchall()
+        if not returned:
+            return False
+        self.fill_inserted([task], returned)
+        return True
+
+    def _lock_key(self, key: str) -> None:
+        """Hold the key's lock row until the transaction ends."""
+        insert, conflict = self.insert_ignore
+        statement = INSERT_SEMAPHORE_SQL.format(
+            insert=insert,
+            conflict=conflict,
+            semaphore=self.table(Semaphore),
+            key=self.connection.ops.quote_name("key"),
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(statement, [self.backend_name, key])
+        rows = Semaphore.objects.using(self.using).filter(backend_name=self.backend_name, key=key)
+        rows.select_for_update().get()
+
+    def _holders(self, key: str) -> int:
+        return self.task_rows().filter(HOLDING, concurrency_key=key).count()
+
+    def promote(self, keys: Iterable[str]) -> int:
+        promoted = 0
+        for key in sorted(set(keys)):
+            promoted += self.retrying(lambda key=key: self._promote(key))  # type: ignore[misc]
+        if promoted:
+            self.wake_workers()
+        return promoted
+
+    def _promote(self, key: str) -> int:
+        with self.write_transaction():
+            waiting = self.task_rows().filter(concurrency_key=key, status=READY, hold=HOLD_SLOT)
+            limit = waiting.aggregate(limit=Max("concurrency_limit"))["limit"]
+            if limit is None:
+                return 0
+            self._lock_key(key)
+            free = limit - self._holders(key)
+            if free <= 0:
+                return 0
+            ids = list(waiting.order_by("-priority", "pk").values_list("pk", flat=True)[:free])
+            chosen = self.task_rows().filter(pk__in=ids, status=READY, hold=HOLD_SLOT)
+            later = chosen.filter(available_after__gt=Now()).update(hold=HOLD_TIME)
+            return later + chosen.update(hold=HOLD_NONE)
+
+    def waiting_keys(self) -> list[str]:
+        rows = self.task_rows().filter(status=READY, hold=HOLD_SLOT)
+        keys = rows.order_by().values_list("concurrency_key", flat=True).distinct()
+        return sorted(key for key in keys if key is not None)
+
+    def slots(self) -> list[SlotState]:
+        rows = (
+            self.task_rows()
+            .filter(concurrency_key__isnull=False, status__in=(READY, RUNNING))
+            .values("concurrency_key")
+            .annotate(
+                limit=Max("concurrency_limit"),
+                holding=Count("pk", filter=HOLDING),
+                running=Count("pk", filter=Q(status=RUNNING)),
+                waiting=Count("pk", filter=Q(status=READY, hold=HOLD_SLOT)),
+            )
+            .order_by("concurrency_key")
+        )
+        return [
+            SlotState(
+                str(r["concurrency_key"]),
+                r["limit"] or 0,
+                r["holding"],
+                r["running"],
+                r["waiting"],
+            )
+            for r in rows
+        ]
+
+
+def freed_keys(written: Iterable[Written]) -> set[str]:
+    """The concurrency keys of tasks that reached a final state, giving their slot back."""
+    return {
+        key
+        for item in written
+        if item.status not in (READY, RUNNING)
+        and (key := item.outcome.record.concurrency_key) is not None
+    }
+
+
+def window_of(record: TaskRecord) -> tuple[datetime, datetime]:
+    """The rate window a claimed task's start falls in (the claim's database clock), aligned
+    on the period: its start and its end."""
+    period_ms = record.rate_period_ms or 1
+    started = record.last_attempted_at or record.available_after
+    start_ms = int(started.timestamp() * 1000) // period_ms * period_ms
+    start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    return start, start + timedelta(milliseconds=period_ms)
