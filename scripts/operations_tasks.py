@@ -8,3 +8,19 @@ from django.tasks import task
 @task
 def noop() -> None:
     return None
+
+
+# Flow control whose limits never bind here: what the bookkeeping alone costs.
+@task(concurrency=1_000_000)  # type: ignore[call-overload, untyped-decorator]
+def limited_noop() -> None:
+    return None
+
+
+@task(rate_limit="1000000/s")  # type: ignore[call-overload, untyped-decorator]
+def rated_noop() -> None:
+    return None
+
+
+@task(unique=True)  # type: ignore[call-overload, untyped-decorator]
+def unique_noop(n: int) -> None:
+    return None

@@ -15,6 +15,7 @@ maintenance, which also covers a writer that died between the two transactions).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -25,6 +26,7 @@ from django.tasks import TaskResultStatus
 
 from conveyor.columns import HOLD_NONE, HOLD_SLOT, HOLD_TIME
 from conveyor.models import RateWindow, Semaphore, TaskRecord
+from conveyor.store.statements import placeholders
 from conveyor.store.transitions import Transitions
 from conveyor.store.values import NewTask, Outcome, QueueFilter, SlotState, Written
 
@@ -44,14 +46,18 @@ INSERT_CONTROLLED_SQL = (
     "RETURNING id, enqueued_at, available_after"
 )
 # Rate limits: make sure the key's current window has its counter (a racing creator's is as
-# good), then count a start only while fewer than the limit are (the compare-and-set).
+# good), then, holding its row, read the count and add the starts that fit under the limit.
 INSERT_WINDOW_SQL = (
     "{insert} INTO {window} (backend_name, {key}, window_start, {count}) "
     "VALUES (%s, %s, %s, 0){conflict}"
 )
-TAKE_START_SQL = (
-    "UPDATE {window} SET {count} = {count} + 1 "
-    "WHERE backend_name = %s AND {key} = %s AND window_start = %s AND {count} < %s"
+COUNT_STARTS_SQL = (
+    "SELECT {count} FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start = %s"
+    "{lock}"
+)
+TAKE_STARTS_SQL = (
+    "UPDATE {window} SET {count} = {count} + %s "
+    "WHERE backend_name = %s AND {key} = %s AND window_start = %s"
 )
 PRUNE_WINDOWS_SQL = (
     "DELETE FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start < %s"
@@ -62,7 +68,7 @@ DEFER_SQL = (
     # before attempt_count: MariaDB/MySQL assign from left to right, seeing earlier changes
     "started_at = CASE WHEN attempt_count = 1 THEN NULL ELSE started_at END, "
     "attempt_count = attempt_count - 1 "
-    "WHERE id = %s AND status = 'RUNNING' AND worker_id = %s"
+    "WHERE id IN ({ids}) AND status = 'RUNNING' AND worker_id = %s"
 )
 # Make sure a concurrency key has its lock row; a racing creator's row is as good.
 INSERT_SEMAPHORE_SQL = "{insert} INTO {semaphore} (backend_name, {key}) VALUES (%s, %s){conflict}"
@@ -84,34 +90,45 @@ class FlowControl(Transitions):
         return [record for record in claimed if record.pk not in deferred]
 
     def _take_starts(self, worker_id: str, records: list[TaskRecord]) -> set[int]:
-        """Count each rate-limited start in its window; defer those over the limit to the
-        next window. Return the ids deferred."""
+        """Count the rate-limited starts in their windows, a few statements per key and
+        window; defer those over the limit to the next window. Return the ids deferred."""
+        groups: dict[tuple[str, datetime, datetime, int], list[TaskRecord]] = defaultdict(list)
+        for record in records:
+            start, end = window_of(record)
+            groups[(record.rate_key or "", start, end, record.rate_limit or 0)].append(record)
         deferred: set[int] = set()
         with self.write_transaction(), self.connection.cursor() as cursor:
-            for record in records:
-                start, end = window_of(record)
-                if not self._take_start(cursor, record, start):
-                    deferred.add(record.pk)
-                    cursor.execute(
-                        DEFER_SQL.format(task=self.table(TaskRecord)),
-                        [self.adapt(end), record.pk, worker_id],
+            for (key, start, end, limit), rows in groups.items():
+                taken = self._take_starts_of(cursor, key, start, limit, wanted=len(rows))
+                over = [record.pk for record in rows[taken:]]
+                if over:
+                    statement = DEFER_SQL.format(
+                        task=self.table(TaskRecord), ids=placeholders(over)
                     )
+                    cursor.execute(statement, [self.adapt(end), *over, worker_id])
+                    deferred.update(over)
         return deferred
 
-    def _take_start(self, cursor: Any, record: TaskRecord, start: datetime) -> bool:
+    def _take_starts_of(
+        self, cursor: Any, key: str, start: datetime, limit: int, *, wanted: int
+    ) -> int:
+        """Take up to `wanted` starts from a key's window; return how many were taken."""
         quote = self.connection.ops.quote_name
         names = {"window": self.table(RateWindow), "key": quote("key"), "count": quote("count")}
         insert, conflict = self.insert_ignore
-        key, stamp = record.rate_key, self.adapt(start)
+        stamp = self.adapt(start)
         cursor.execute(
             INSERT_WINDOW_SQL.format(insert=insert, conflict=conflict, **names),
             [self.backend_name, key, stamp],
         )
         cursor.execute(PRUNE_WINDOWS_SQL.format(**names), [self.backend_name, key, stamp])
-        cursor.execute(
-            TAKE_START_SQL.format(**names), [self.backend_name, key, stamp, record.rate_limit]
-        )
-        return bool(cursor.rowcount == 1)
+        lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
+        cursor.execute(COUNT_STARTS_SQL.format(lock=lock, **names), [self.backend_name, key, stamp])
+        (counted,) = cursor.fetchone()
+        taken: int = max(0, min(wanted, limit - int(counted)))
+        if taken:
+            cursor.execute(TAKE_STARTS_SQL.format(**names), [taken, self.backend_name, key, stamp])
+        return taken
 
     def adapt(self, moment: datetime) -> Any:
         return self.connection.ops.adapt_datetimefield_value(moment)
@@ -194,8 +211,10 @@ class FlowControl(Transitions):
         return promoted
 
     def _promote(self, key: str) -> int:
+        waiting = self.task_rows().filter(concurrency_key=key, status=READY, hold=HOLD_SLOT)
+        if not waiting.exists():
+            return 0  # the common case, without a transaction or the key's lock
         with self.write_transaction():
-            waiting = self.task_rows().filter(concurrency_key=key, status=READY, hold=HOLD_SLOT)
             limit = waiting.aggregate(limit=Max("concurrency_limit"))["limit"]
             if limit is None:
                 return 0
