@@ -274,6 +274,7 @@ class Semaphore(models.Model):
 
     class Meta:
         db_table = "conveyor_semaphore"
+        verbose_name = "concurrency limit"
         constraints = (
             models.UniqueConstraint(fields=["backend_name", "key"], name="conveyor_semaphore_key"),
         )

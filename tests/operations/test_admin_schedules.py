@@ -96,3 +96,29 @@ def test_markers_and_pause_rows_have_no_pages_of_their_own(
     backend.store.pause_queue("other")
     for url in (f"{QUEUES_URL}1/change/", f"{SCHEDULES_URL}add/", f"{QUEUES_URL}1/delete/"):
         assert admin_client_as_superuser.get(url).status_code == 404, url
+
+
+LIMITS_URL = "/admin/conveyor/semaphore/"
+
+
+def test_limits_list_each_concurrency_key_with_its_slots_and_waiting_tasks(
+    admin_client_as_superuser: Client,
+) -> None:
+    from tests.tasksapp.tasks import call_partner
+
+    results = [call_partner.enqueue(3) for _ in range(3)]
+    response = admin_client_as_superuser.get(LIMITS_URL)
+    assert response.status_code == 200
+    (row,) = response.context["rows"]
+    slot = row["slot"]
+    assert (slot.key, slot.limit, slot.holding, slot.waiting) == (
+        "tests.tasksapp.tasks.call_partner:3",
+        2,
+        2,
+        1,
+    )
+    assert "waiting for a slot" in response.content.decode()
+    listed = admin_client_as_superuser.get("/admin/conveyor/taskrecord/")
+    assert listed.content.decode().count("waiting for a slot") == 1
+    assert admin_client_as_superuser.post(LIMITS_URL, {}).status_code == 403
+    assert len(results) == 3

@@ -1,5 +1,6 @@
-"""The admin of periodic tasks and queues: every schedule with its last tick, that tick's
-status and the next tick, with "run now"; every queue, with pause and resume.
+"""The admin of periodic tasks, queues and limits: every schedule with its last tick, that
+tick's status and the next tick, with "run now"; every queue, with pause and resume; every
+concurrency key with its slots.
 
 Both lists come from the settings and the store, not from one table, so each is a page of
 its own under the model that holds its state; every change goes through the store.
@@ -17,7 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from conveyor.backends import conveyor_backends
-from conveyor.models import PausedQueue, ScheduleTick
+from conveyor.models import PausedQueue, ScheduleTick, Semaphore
 from conveyor.periodic import scheduled_task
 from conveyor.schedules import ScheduleError
 from conveyor.status import schedule_states
@@ -126,3 +127,24 @@ class QueueAdmin(StatePageAdmin):
             done = backend.store.resume_queue(name)
             text = "Resumed" if done else "Not paused:"
         (messages.success if done else messages.warning)(request, f"{text} queue {name!r}.")
+
+
+@admin.register(Semaphore)
+class LimitAdmin(StatePageAdmin):
+    """Concurrency keys with live tasks: how many hold a slot, run and wait."""
+
+    template_name = "admin/conveyor/limits.html"
+    title = "Concurrency limits"
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"backend": alias, "slot": slot}
+            for alias, backend in sorted(conveyor_backends().items())
+            for slot in backend.store.slots()
+        ]
+
+    def act(self, request: HttpRequest) -> None:
+        messages.error(request, "Nothing to change here: limits are set on the tasks.")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

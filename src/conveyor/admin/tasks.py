@@ -40,6 +40,7 @@ from conveyor.admin.listing import (
 from conveyor.admin.operations import Operation, delete_tasks, describe, perform
 from conveyor.backend import MAX_RESULT_ID_DIGITS
 from conveyor.backends import conveyor_backends
+from conveyor.columns import HOLD_SLOT
 from conveyor.context import PROGRESS_KEY
 from conveyor.models import Attempt, Error, TaskRecord
 
@@ -397,6 +398,8 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         """When a READY task may run: 'now', or 'in 40 s' beside why it waits."""
         if record.status != READY:
             return display.EMPTY
+        if record.hold == HOLD_SLOT:
+            return format_html('<span class="conveyor-note">{}</span>', "waiting for a slot")
         now = getattr(record, "checked_at", None) or database_now(record._state.db or "default")
         when = display.until(record.available_after, now)
         # A READY task that has attempts left is backing off; one that waits without any
