@@ -170,3 +170,23 @@ def test_insert_controlled_answers_the_live_task_of_a_duplicate_key(
     assert backend.store.insert_controlled([first, second]) == [None, first.pk]
     assert second.pk is None
     assert TaskRecord.objects.get().unique_key == first.unique_key
+
+
+def test_a_unique_periodic_task_is_not_enqueued_while_its_previous_run_is_live(
+    backend: DatabaseBackend,
+) -> None:
+    from datetime import timedelta
+
+    now = backend.store.database_now().replace(microsecond=0)
+    window = timedelta(hours=1)
+    task = backend.new_task(sync_account, (9,), {})
+    first = backend.store.enqueue_tick(task, schedule_name="sync", tick=now, window=window)
+    assert first is not None
+    later = backend.new_task(sync_account, (9,), {})
+    tick = now + timedelta(seconds=1)
+    assert backend.store.enqueue_tick(later, schedule_name="sync", tick=tick, window=window) is None
+    assert TaskRecord.objects.count() == 1
+    assert (
+        backend.store.run_schedule(backend.new_task(sync_account, (9,), {}), schedule_name="sync")
+        == first
+    )
