@@ -240,6 +240,16 @@ class Run:
                 entry.add(system.name, rate(found), found)
                 if found:
                     bulk.add(system.name, rate(found["bulk"]), found["bulk"])
+                if any(s.is_celery for s in systems):
+                    # Celery starts faster than Django; this row leaves start-up out.
+                    busy = self.entry(
+                        vendor,
+                        variant.key + "_busy",
+                        variant.label + ", first start to last finish",
+                        "tasks/s",
+                        higher_is_better=True,
+                    )
+                    busy.add(system.name, busy_rate(found))
                 say(f"{vendor} {system.name} {variant.key} #{repeat + 1}: {rate_text(found)}")
             if self.runs_peers(repeat):
                 self.without_results(vendor, systems, variant, entry)
