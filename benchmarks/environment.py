@@ -21,8 +21,12 @@ REQUIREMENTS = (
     "mysqlclient>=2.2",
     "py-spy",
 )
-PEERS = ("django-tasks-db", "django-ox")
-MEASURED_PACKAGES = ("django-conveyor", *PEERS, "Django", "psycopg", "mysqlclient")
+# Celery with its Redis client; its RabbitMQ client (py-amqp) comes with kombu.
+PEERS = ("django-tasks-db", "django-ox", "celery[redis]")
+MEASURED_PACKAGES = (
+    "django-conveyor", "django-tasks-db", "django-ox", "celery", "kombu", "redis",
+    "Django", "psycopg", "mysqlclient",
+)  # fmt: skip
 
 
 def inside() -> bool:
@@ -56,7 +60,7 @@ def prepare(*, upgrade_peers: bool) -> None:
     command += ["--reinstall-package", "django-conveyor"]
     if upgrade_peers:
         for peer in PEERS:
-            command += ["--upgrade-package", peer]
+            command += ["--upgrade-package", peer.split("[")[0]]
     command += [str(ROOT), *REQUIREMENTS, *PEERS]
     say("installing conveyor (this working tree) and the peers into the benchmark environment")
     subprocess.run(command, check=True, cwd=ROOT)

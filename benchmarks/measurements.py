@@ -40,7 +40,8 @@ class Variant:
         return [argv] * self.processes
 
     def applies_to(self, system: System) -> bool:
-        return system.name == CONVEYOR or not self.conveyor_only
+        # Celery runs every size, threads too (its own threads pool).
+        return system.name == CONVEYOR or system.is_celery or not self.conveyor_only
 
 
 def variants(concurrency: int) -> list[Variant]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import profiling, report
+from benchmarks.celerybench import CeleryHarness
 from benchmarks.databases import Server, server
 from benchmarks.environment import say
 from benchmarks.measurements import Harness, Variant, variants
@@ -56,8 +57,13 @@ class Run:
         self.errors: list[str] = []
         self.profiles: dict[str, Any] = {}
         self.server_versions: dict[str, str] = {}
+        self.skipped: list[str] = []
         self.logs = OUTPUT / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.celery = CeleryHarness(self.logs)
+        # Celery keeps no table: it is measured once, beside this database's rows.
+        databases = options.databases
+        self.celery_vendor = "postgresql" if "postgresql" in databases else databases[0]
 
     # -- bookkeeping ------------------------------------------------------------------------
 
@@ -86,6 +92,7 @@ class Run:
             "database_versions": self.server_versions,
             "profiles": self.profiles,
             "errors": self.errors,
+            "skipped": self.skipped,
         }
 
     def table(self) -> str:
@@ -96,6 +103,13 @@ class Run:
             if v.compare_with
         }
         notes = [f"bulk enqueue: {s.name} uses {s.bulk_api}" for s in self.systems]
+        if any(s.is_celery for s in self.systems):
+            notes.append(
+                f"Celery uses no database; it is measured once, beside the {self.celery_vendor} "
+                "rows: solo pool for 1 process, prefork for 2, threads for --concurrency; "
+                "results kept in Redis, as conveyor keeps every outcome, unless the row says not"
+            )
+        notes += self.skipped
         notes += [
             "ratios are conveyor/peer, the median of repeats paired within this run; "
             "conveyor-only rows are compared with the peers' row with as many processes",
@@ -124,18 +138,34 @@ class Run:
             srv = server(vendor)
             self.server_versions[vendor] = self.attempt(f"{vendor} version", srv.version) or "?"
             systems = [s for s in self.systems if vendor in s.vendors]
+            systems = [s for s in systems if not s.is_celery or vendor == self.celery_vendor]
             harness = Harness(srv, self.logs)
-            ready = [
-                s for s in systems if self.attempt(f"{vendor} {s.name} migrate", harness.prepare, s)
-            ]
+            ready = [s for s in systems if self.ready(vendor, harness, s)]
             self.database(vendor, harness, ready)
             for system in ready:
-                self.attempt(f"{vendor} cleanup", self.cleanup, srv, system)
+                if not system.is_celery:
+                    self.attempt(f"{vendor} cleanup", self.cleanup, srv, system)
+
+    def ready(self, vendor: str, harness: Harness, system: System) -> bool:
+        """Migrate a database system; check that Celery's broker answers (or say why not)."""
+        if not system.is_celery:
+            return bool(self.attempt(f"{vendor} {system.name} migrate", harness.prepare, system))
+        try:
+            return self.celery.prepare(system)
+        except BenchError as exc:
+            say(str(exc))
+            self.skipped.append(str(exc))
+            return False
+
+    def harness(self, harness: Harness, system: System) -> Any:
+        """The harness that measures `system`: its database's, or Celery's."""
+        return self.celery if system.is_celery else harness
 
     def database(self, vendor: str, harness: Harness, systems: list[System]) -> None:
         only = self.options.only
+        tabled = [s for s in systems if not s.is_celery]
         if "statements" in only:
-            for system in systems:
+            for system in tabled:
                 self.statements(vendor, harness, system)
         if "enqueue" in only or "drain" in only:
             for repeat in range(self.options.repeats):
@@ -144,7 +174,7 @@ class Run:
             for system in systems:
                 self.latency(vendor, harness, system)
         if "history" in only:
-            self.history(vendor, harness, systems)
+            self.history(vendor, harness, tabled)
         # The profile is of conveyor's worker, on the database of the latency target.
         profiled = vendor == "postgresql" or "postgresql" not in self.options.databases
         if "profile" in only and profiled and any(s.name == CONVEYOR for s in systems):
@@ -171,7 +201,10 @@ class Run:
             )
             for system in systems:
                 found = self.attempt(
-                    f"{vendor} {system.name} enqueue", harness.enqueue, system, o.enqueue_count
+                    f"{vendor} {system.name} enqueue",
+                    self.harness(harness, system).enqueue,
+                    system,
+                    o.enqueue_count,
                 )
                 entry.add(system.name, rate(found), found)
                 say(f"{vendor} {system.name} enqueue #{repeat + 1}: {rate_text(found)}")
@@ -198,16 +231,59 @@ class Run:
                 if system.name != CONVEYOR and not self.runs_peers(repeat):
                     continue
                 found = self.attempt(
-                    f"{vendor} {system.name} {variant.key}", harness.drain, system, variant, o.tasks
+                    f"{vendor} {system.name} {variant.key}",
+                    self.harness(harness, system).drain,
+                    system,
+                    variant,
+                    o.tasks,
                 )
                 entry.add(system.name, rate(found), found)
                 if found:
                     bulk.add(system.name, rate(found["bulk"]), found["bulk"])
+                if any(s.is_celery for s in systems):
+                    # Celery starts faster than Django; this row leaves start-up out.
+                    busy = self.entry(
+                        vendor,
+                        variant.key + "_busy",
+                        variant.label + ", first start to last finish",
+                        "tasks/s",
+                        higher_is_better=True,
+                    )
+                    busy.add(system.name, busy_rate(found))
                 say(f"{vendor} {system.name} {variant.key} #{repeat + 1}: {rate_text(found)}")
+            if self.runs_peers(repeat):
+                self.without_results(vendor, systems, variant, entry)
+
+    def without_results(
+        self, vendor: str, systems: list[System], variant: Variant, kept: Entry
+    ) -> None:
+        """Celery's drain with no result backend, beside conveyor's (which keeps results)."""
+        celery = [s for s in systems if s.is_celery]
+        if not celery:
+            return
+        entry = self.entry(
+            vendor,
+            variant.key + "_no_results",
+            kept.label + ", Celery keeping no results",
+            "tasks/s",
+            higher_is_better=True,
+        )
+        conveyor = kept.samples.get(CONVEYOR, [])
+        if conveyor:
+            entry.add(CONVEYOR, conveyor[-1])
+        for system in celery:
+            found = self.attempt(
+                f"{vendor} {system.name} {variant.key} without results",
+                lambda s=system: self.celery.drain(s, variant, self.options.tasks, results=False),
+            )
+            entry.add(system.name, rate(found), found)
+            say(f"{vendor} {system.name} {variant.key} no results: {rate_text(found)}")
 
     def latency(self, vendor: str, harness: Harness, system: System) -> None:
         n = self.options.latency_samples
-        found = self.attempt(f"{vendor} {system.name} latency", harness.latency, system, n)
+        found = self.attempt(
+            f"{vendor} {system.name} latency", self.harness(harness, system).latency, system, n
+        )
         latencies = [1000 * x for x in found["latencies"]] if found else []
         for name, pick in (("p50", 0.50), ("p95", 0.95), ("max", 1.0)):
             entry = self.entry(

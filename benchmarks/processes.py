@@ -48,13 +48,15 @@ def run_driver(
         text=True,
         check=False,
     )
+    return answer(completed, f"driver {' '.join(args)} for {system.name} on {target.vendor}")
+
+
+def answer(completed: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
+    """The JSON line a driver printed last; BenchError with its stderr if it failed."""
     if completed.returncode != 0:
-        raise BenchError(
-            f"driver {' '.join(args)} failed for {system.name} on {target.vendor}:\n"
-            f"{completed.stderr[-3000:]}"
-        )
-    answer: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
-    return answer
+        raise BenchError(f"{what} failed:\n{completed.stderr[-3000:]}")
+    found: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return found
 
 
 def manage(system: System, target: Target, *args: str, log: Path) -> None:
@@ -76,7 +78,16 @@ class Workers:
     """Worker processes of one system, each in its own session so that all its children
     can be stopped together; every one is stopped (and if need be killed) on exit."""
 
-    def __init__(self, argvs: list[list[str]], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        argvs: list[list[str]],
+        env: dict[str, str],
+        log: Path,
+        *,
+        prefix: list[str] | None = None,
+    ) -> None:
+        # Management commands by default; prefix=[] runs each argv as a whole command line.
+        self.prefix = [sys.executable, str(MANAGE)] if prefix is None else prefix
         self.argvs = argvs
         self.env = env
         self.log = log
@@ -88,7 +99,7 @@ class Workers:
             for argv in self.argvs:
                 self.processes.append(
                     subprocess.Popen(
-                        [sys.executable, str(MANAGE), *argv],
+                        [*self.prefix, *argv],
                         env=self.env,
                         cwd=ROOT,
                         stdout=out,

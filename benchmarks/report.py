@@ -97,7 +97,9 @@ def markdown(table: list[Row], systems: list[str], comparisons: dict[str, str]) 
         reference = by_label.get((row.database, comparisons.get(row.measurement, "")), row)
         for peer in peers:
             conveyor_samples = row.samples.get(CONVEYOR, [])
-            cells.append(ratio_text(pair_ratio(conveyor_samples, reference.samples.get(peer, []))))
+            # A peer measured at this very size (Celery's threads pool) is compared here.
+            peer_samples = row.samples.get(peer) or reference.samples.get(peer, [])
+            cells.append(ratio_text(pair_ratio(conveyor_samples, peer_samples)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 CONVEYOR = "conveyor"
 TASKS_DB = "django-tasks-db"
 OX = "django-ox"
+CELERY_REDIS = "celery-redis"
+CELERY_RABBITMQ = "celery-rabbitmq"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,11 @@ class System:
         default_factory=lambda: frozenset({"sqlite", "postgresql", "mariadb"})
     )
     bulk_api: str = ""  # the bulk enqueue the system offers, as the report names it
+    broker: str = ""  # Celery's broker; "" for the systems whose queue is the database
+
+    @property
+    def is_celery(self) -> bool:
+        return bool(self.broker)
 
     @property
     def slug(self) -> str:
@@ -82,6 +89,20 @@ SYSTEMS: dict[str, System] = {
             worker_command="ox_worker",
             batch_args=("--batch",),
             bulk_api="django_ox.bulk.enqueue_many()",
+        ),
+        *(
+            System(
+                name=f"celery-{broker}",
+                requirement="celery[redis]",
+                app="",
+                label="",
+                backend="",
+                table="",
+                worker_command="celery worker",
+                bulk_api="delay() in a loop (no bulk API)",
+                broker=broker,
+            )
+            for broker in ("redis", "rabbitmq")
         ),
     )
 }

@@ -47,3 +47,40 @@ def test_percentiles_are_nearest_rank() -> None:
     assert report.percentile(values, 0.5) == 50.0
     assert report.percentile(values, 0.95) == 95.0
     assert report.percentile(values, 1.0) == 100.0
+
+
+def test_celery_runs_at_its_best_pool_for_each_size() -> None:
+    from benchmarks.celerybench import worker_argvs
+    from benchmarks.measurements import variants
+
+    by_key = {v.key: worker_argvs(v) for v in variants(64)}
+    pools = {
+        key: [argv[argv.index("--pool") + 1 :] for argv in argvs] for key, argvs in by_key.items()
+    }
+    assert pools["drain_1"] == [["solo"]]
+    assert pools["drain_2"] == [["prefork", "--concurrency", "2"]]
+    assert pools["drain_1_threads"] == [["threads", "--concurrency", "64"]]
+    assert pools["drain_supervised_threads"] == [["threads", "--concurrency", "64"]] * 2
+
+
+def test_an_unreachable_broker_is_named_with_the_reason() -> None:
+    from benchmarks.celerybench import unreachable
+
+    reason = unreachable("amqp://guest:guest@127.0.0.1:1//")
+    assert reason.startswith("amqp at 127.0.0.1:1 not reachable (")
+
+
+def test_a_peer_measured_at_the_same_size_is_compared_on_its_own_row() -> None:
+    results = {
+        "databases": {
+            "postgresql": {
+                "one": {"label": "one", "unit": "tasks/s", "higher_is_better": True,
+                        "samples": {"conveyor": [100.0], "celery-redis": [50.0]}},
+                "threads": {"label": "threads", "unit": "tasks/s", "higher_is_better": True,
+                            "samples": {"conveyor": [400.0], "celery-redis": [100.0]}},
+            }
+        }
+    }  # fmt: skip
+    systems = ["conveyor", "celery-redis"]
+    table = report.markdown(report.rows(results, systems), systems, {"threads": "one"})
+    assert "| threads | tasks/s ↑ | 400 | 100 | 4.00x |" in table

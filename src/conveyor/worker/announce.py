@@ -11,6 +11,7 @@ from conveyor import observe
 from conveyor.failures import first_line, last_line
 from conveyor.results import AnyResult, finished_result, has_history, import_task
 from conveyor.store import Engine, Written
+from conveyor.worker.listeners import heard
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,10 @@ class Announcer:
         finals = []
         for item in written:
             log_outcome(item)
-            if item.status != READY:
+            if item.status != READY and heard(task_finished, level=finished_level(item)):
                 finals.append(item)
         if not finals:
-            return
+            return  # nothing final, or no one to tell: no result is built
         records = [item.outcome.record for item in finals]
         histories = self.store.histories(r.pk for r in records if has_history(r))
         for item in finals:
@@ -52,6 +53,11 @@ class Announcer:
                 history=histories.get(record.pk, []),
             )
             send_finished(type(task.get_backend()), result, item.outcome.exception)
+
+
+def finished_level(item: Written) -> int:
+    """The level Django's own receiver logs a finished task at."""
+    return logging.ERROR if item.status == FAILED else logging.INFO
 
 
 def send_finished(sender: type, result: AnyResult, exception: BaseException | None) -> None:

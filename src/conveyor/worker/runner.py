@@ -24,6 +24,7 @@ from conveyor.failures import error_from_exception, error_from_message
 from conveyor.models import Attempt, TaskRecord
 from conveyor.results import AnyResult, AnyTask, build_result, import_task, stored_task
 from conveyor.store import Outcome
+from conveyor.worker.listeners import heard
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,30 @@ logger = logging.getLogger(__name__)
 class Prepared:
     """A claimed task ready to call: its Task, arguments and current result."""
 
-    __slots__ = ("args", "context", "kwargs", "record", "result", "task")
+    __slots__ = ("_result", "args", "context", "history", "kwargs", "record", "task")
 
     def __init__(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
         self.record = record
+        self.history = history
         self.task: AnyTask = stored_task(record)
         self.args, self.kwargs = stored_arguments(record)
-        self.result: AnyResult = build_result(record, history, task=self.task)
+        self._result: AnyResult | None = None
         self.context: ConveyorTaskContext | None = None
+
+    @property
+    def result(self) -> AnyResult:
+        """The task's current result, built when first asked for: a no-op task whose
+        signals no one hears never needs one."""
+        if self._result is None:
+            self._result = build_result(self.record, self.history, task=self.task)
+        return self._result
+
+    def result_if_buildable(self) -> AnyResult | None:
+        """The result for an outcome that carries it; None if the row cannot give one."""
+        try:
+            return self.result
+        except Exception:  # noqa: BLE001 - the outcome is recorded without it
+            return None
 
     def call_arguments(self) -> tuple[list[Any], dict[str, Any]]:
         if self.record.takes_context:
@@ -68,11 +85,13 @@ class Prepared:
             logger.exception("Task id=%s metadata not saved as the attempt ended", self.record.pk)
 
     def started(self) -> None:
-        task_started.send(type(self.task.get_backend()), task_result=self.result)
+        if heard(task_started):
+            task_started.send(type(self.task.get_backend()), task_result=self.result)
 
     async def astarted(self) -> None:
         # Receivers may use the ORM: asend runs sync receivers in a thread.
-        await task_started.asend(type(self.task.get_backend()), task_result=self.result)
+        if heard(task_started):
+            await task_started.asend(type(self.task.get_backend()), task_result=self.result)
 
     def succeeded(self, value: Any) -> Outcome:
         value = normalize_json(value)
@@ -159,7 +178,7 @@ def snoozed(record: TaskRecord, snooze: Snooze, prepared: Prepared | None) -> Ou
         record,
         TaskResultStatus.READY,
         snooze=snooze.delay,
-        result=None if prepared is None else prepared.result,
+        result=None if prepared is None else prepared.result_if_buildable(),
     )
 
 
@@ -210,5 +229,5 @@ def failed(record: TaskRecord, exc: BaseException, prepared: Prepared | None = N
         TaskResultStatus.FAILED,
         error=error_from_exception(exc),
         exception=exc,
-        result=None if prepared is None else prepared.result,
+        result=None if prepared is None else prepared.result_if_buildable(),
     )
