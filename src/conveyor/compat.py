@@ -56,6 +56,9 @@ else:
             f"conveyor on Django {django.get_version()} needs the django-tasks backport: "
             "pip install 'django-conveyor[django52]'"
         ) from exc
+    # Django registers the backends' system checks with django.tasks, the backport with its
+    # app: registered here, they run without "django_tasks" in INSTALLED_APPS too.
+    import django_tasks.checks  # noqa: F401
     from django_tasks.backends.base import BaseTaskBackend
     from django_tasks.base import DEFAULT_TASK_PRIORITY, Task, TaskError
     from django_tasks.exceptions import InvalidTaskBackendError as InvalidTaskBackend
