@@ -11,6 +11,6 @@ class ConveyorConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from conveyor.cascade import cascade_in_database
+        from conveyor.store.cascade import cascade_in_database
 
         post_migrate.connect(cascade_in_database, sender=self)
