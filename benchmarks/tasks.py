@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from django.tasks import task
+from conveyor.compat import task
 
 STAMP_FILE_VARIABLE = "BENCH_STAMP_FILE"
 

@@ -28,11 +28,11 @@ import django
 django.setup()
 
 from django.db import connection, transaction  # noqa: E402
-from django.tasks import task_backends  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from conveyor.admin.dashboard import WINDOWS, dashboard_context  # noqa: E402
 from conveyor.backend import DatabaseBackend  # noqa: E402
+from conveyor.compat import task_backends  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
 from scripts.admin_changelist_timing import TASK_NAMES  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402

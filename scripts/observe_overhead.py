@@ -103,9 +103,9 @@ def hooks(mode: str, count: int) -> tuple[float, float]:
     on enqueue (in the enqueuing process), and on an attempt and its written outcome (in
     the worker)."""
     from django.conf import settings
-    from django.tasks import TaskResultStatus
 
     from conveyor import observe
+    from conveyor.compat import TaskResultStatus
     from conveyor.store import Outcome, Written
 
     settings.CONVEYOR_METRICS = mode == "metrics"

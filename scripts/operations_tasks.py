@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.tasks import task
+from conveyor.tasks import task
 
 
 @task
@@ -11,16 +11,16 @@ def noop() -> None:
 
 
 # Flow control whose limits never bind here: what the bookkeeping alone costs.
-@task(concurrency=1_000_000)  # type: ignore[call-overload, untyped-decorator]
+@task(concurrency=1_000_000)
 def limited_noop() -> None:
     return None
 
 
-@task(rate_limit="1000000/s")  # type: ignore[call-overload, untyped-decorator]
+@task(rate_limit="1000000/s")
 def rated_noop() -> None:
     return None
 
 
-@task(unique=True)  # type: ignore[call-overload, untyped-decorator]
+@task(unique=True)
 def unique_noop(n: int) -> None:
     return None

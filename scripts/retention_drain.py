@@ -41,10 +41,10 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
-from django.tasks import task_backends  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from conveyor.backend import DatabaseBackend  # noqa: E402
+from conveyor.compat import task_backends  # noqa: E402
 from conveyor.models import Attempt, TaskRecord  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402

@@ -39,9 +39,9 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
-from django.tasks import task_backends  # noqa: E402
 
 from conveyor.backend import DatabaseBackend  # noqa: E402
+from conveyor.compat import task_backends  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
 from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402

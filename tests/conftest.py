@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.tasks import task_backends
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import task_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.tasks import Task, TaskResult
 from django.utils import timezone
 
 from conveyor.columns import HOLD_NONE, HOLD_TIME
+from conveyor.compat import Task, TaskResult
 from conveyor.models import TaskRecord
 from conveyor.store import Engine, QueueFilter
 from tests.tasksapp.tasks import add

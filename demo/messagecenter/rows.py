@@ -8,10 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.tasks import TaskResult, TaskResultStatus
-from django.tasks.base import TaskError
-
 import conveyor
+from conveyor.compat import TaskError, TaskResult, TaskResultStatus
 from conveyor.context import progress_of
 from conveyor.models import TaskRecord
 from messagecenter.tasks import broadcast

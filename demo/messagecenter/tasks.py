@@ -7,8 +7,8 @@ import logging
 
 import httpx
 from django.conf import settings
-from django.tasks import TaskContext, task
 
+from conveyor.compat import TaskContext, task
 from conveyor.context import conveyor_context
 from messagecenter.ntfy import Subscription, unreachable
 

@@ -10,12 +10,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.tasks import TaskResult
-from django.tasks.exceptions import TaskResultDoesNotExist
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResult, TaskResultDoesNotExist
 from messagecenter.forms import MessageForm
 from messagecenter.ntfy import Subscription
 from messagecenter.rows import Row, rows_of

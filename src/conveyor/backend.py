@@ -12,14 +12,19 @@ from asgiref.sync import sync_to_async
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
-from django.tasks import Task, TaskResult, TaskResultStatus
-from django.tasks.backends.base import BaseTaskBackend
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
-from django.utils.json import normalize_json
 
 from conveyor import observe
 from conveyor.columns import BACKEND_NAME_MAX_LENGTH, QUEUE_NAME_MAX_LENGTH
+from conveyor.compat import (
+    BaseTaskBackend,
+    InvalidTask,
+    Task,
+    TaskResult,
+    TaskResultDoesNotExist,
+    TaskResultStatus,
+    normalize_json,
+    task_enqueued,
+)
 from conveyor.conf import BackendOptions, parse_options
 from conveyor.flow import Concurrency, RateLimit, Unique
 from conveyor.results import AnyResult, AnyTask, as_duplicate, build_result, make_result

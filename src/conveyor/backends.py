@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from django.tasks import task_backends
-from django.tasks.exceptions import InvalidTaskBackend
-
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import InvalidTaskBackend, task_backends
 from conveyor.exceptions import ConveyorError
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from django.tasks import Task, TaskResult
-
 from conveyor.backend import DatabaseBackend, controlled
+from conveyor.compat import Task, TaskResult
 from conveyor.results import AnyTask
 from conveyor.store import NewTask
 

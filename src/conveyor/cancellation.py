@@ -17,9 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.tasks import TaskResultStatus
-from django.tasks.exceptions import TaskResultDoesNotExist
-
+from conveyor.compat import TaskResultDoesNotExist, TaskResultStatus
 from conveyor.store import Engine
 
 # A task that is claimed (or retried) between the two steps of a cancel is looked at again,

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
-from django.tasks import TaskContext
-from django.utils.json import normalize_json
+
+from conveyor.compat import TaskContext, normalize_json
 
 if TYPE_CHECKING:  # django-stubs make TaskContext generic (and not a frozen dataclass)
     from conveyor.store import Engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 
-from django.tasks.base import TaskError
+from conveyor.compat import TaskError
 
 
 def class_path(kind: type[BaseException]) -> str:

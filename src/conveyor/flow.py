@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.tasks import TaskResultStatus
+from conveyor.compat import TaskResultStatus
 
 # The states a unique task always holds its key in; SUCCESSFUL and FAILED may be added.
 HELD_STATES = frozenset({TaskResultStatus.READY, TaskResultStatus.RUNNING})

@@ -13,10 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
-from django.tasks import Task, TaskResult
-from django.tasks.exceptions import TaskResultDoesNotExist
 
 from conveyor.backend import DatabaseBackend, parse_result_id
+from conveyor.compat import Task, TaskResult, TaskResultDoesNotExist
 from conveyor.results import AnyResult, AnyTask
 
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from django.db import connections
 from django.http import HttpRequest, HttpResponse
-from django.tasks import TaskResultStatus, task_backends
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -25,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from conveyor.compat import TaskResultStatus, task_backends
 from conveyor.models import TaskRecord
 from conveyor.results import AnyResult
 from conveyor.store import Written

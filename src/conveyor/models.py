@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
 
 from conveyor.columns import (
     BACKEND_NAME_MAX_LENGTH,
@@ -13,6 +12,7 @@ from conveyor.columns import (
     SCHEDULE_NAME_MAX_LENGTH,
     WORKER_ID_MAX_LENGTH,
 )
+from conveyor.compat import DB_CASCADE, TaskResultStatus
 
 
 class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
@@ -142,7 +142,7 @@ class Attempt(models.Model):
         SNOOZED = "SNOOZED", "Snoozed"
 
     id = models.BigAutoField(primary_key=True)
-    task = models.ForeignKey(TaskRecord, on_delete=models.DB_CASCADE, related_name="attempts")
+    task = models.ForeignKey(TaskRecord, on_delete=DB_CASCADE, related_name="attempts")
     worker_id = models.CharField(max_length=WORKER_ID_MAX_LENGTH)
     started_at = models.DateTimeField()
     stopped_at = models.DateTimeField()
@@ -160,7 +160,7 @@ class Error(models.Model):
     """The exception that ended a failed attempt."""
 
     attempt = models.OneToOneField(
-        Attempt, on_delete=models.DB_CASCADE, primary_key=True, related_name="error"
+        Attempt, on_delete=DB_CASCADE, primary_key=True, related_name="error"
     )
     exception_class_path = models.CharField(max_length=255)
     traceback = models.TextField()

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.tasks import Task
-from django.tasks.exceptions import InvalidTask
 from django.utils.module_loading import import_string
 
+from conveyor.compat import InvalidTask, Task
 from conveyor.schedules import Schedule, ScheduleError
 
 if TYPE_CHECKING:

@@ -15,9 +15,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
-
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.conf import BackendOptions, RetryPolicy
 from conveyor.exceptions import ConveyorError, RetryPolicyError, TaskCancelled
 from conveyor.failures import class_path, last_line

@@ -8,9 +8,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.tasks import Task, TaskResult, TaskResultStatus
-from django.tasks.base import TaskError
 from django.utils.module_loading import import_string
+
+from conveyor.compat import Task, TaskError, TaskResult, TaskResultStatus
 
 if TYPE_CHECKING:  # the backend imports this module before the app registry is ready
     from conveyor.models import Attempt, TaskRecord

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.tasks import TaskResultStatus
-
+from conveyor.compat import TaskResultStatus
 from conveyor.schedules import Schedule
 from conveyor.store import Engine, SlotState
 

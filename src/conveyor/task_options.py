@@ -8,10 +8,10 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from django.tasks import TaskResultStatus
 from django.utils.module_loading import import_string
 
 from conveyor import durations
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import TaskOptionError
 from conveyor.flow import HELD_STATES, Concurrency, RateLimit, Unique, parse_rate
 

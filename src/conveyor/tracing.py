@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from django.tasks import TaskResultStatus
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from conveyor.results import AnyTask
 from conveyor.store import Outcome

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.tasks import TaskResultStatus
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from conveyor.store import QueueFilter
 from conveyor.store.mysql import PICK_SQL as MYSQL_PICK

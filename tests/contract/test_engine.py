@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, Lease, TaskRecord
 from conveyor.store import NewTask, QueueFilter
 from tests.factories import ago, claim_all, enqueue, later

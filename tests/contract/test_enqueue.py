@@ -8,13 +8,11 @@ from typing import Any
 
 import pytest
 from django.db import transaction
-from django.tasks import TaskResultStatus
-from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
-from django.tasks.signals import task_enqueued
 from django.utils import timezone
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import InvalidTask, TaskResultDoesNotExist, TaskResultStatus, task_enqueued
 from conveyor.models import TaskRecord
 from tests.tasksapp.tasks import add, async_add, echo, low, noop, record
 
@@ -66,7 +64,7 @@ def test_get_result_of_an_unknown_id_raises(backend: DatabaseBackend, result_id:
 
 
 def test_get_result_checks_the_task() -> None:
-    from django.tasks.exceptions import TaskResultMismatch
+    from conveyor.compat import TaskResultMismatch
 
     result = add.enqueue(1, 1)
     with pytest.raises(TaskResultMismatch):

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_enqueued
 
 from conveyor import DuplicateResult, enqueue_many
 from conveyor.backend import DatabaseBackend
 from conveyor.columns import HOLD_NONE, HOLD_SLOT
+from conveyor.compat import TaskResultStatus, task_enqueued
 from conveyor.models import TaskRecord
 from conveyor.store import Outcome
 from tests.conftest import wait_until

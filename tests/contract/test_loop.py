@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from django.db import InterfaceError, connection, connections
 from django.db.utils import load_backend
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TASKS_LOGGER, TaskResultStatus, task_finished
 from conveyor.exceptions import WorkerInterrupted
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Engine, QueueFilter, store_for
@@ -269,15 +268,13 @@ def test_task_finished_receivers_see_the_exception_of_a_failed_task(
         worker = built.worker
         worker.step()
         run_claimed(worker, 1)
-        with caplog.at_level(logging.ERROR, logger="django.tasks"):
+        with caplog.at_level(logging.ERROR, logger=TASKS_LOGGER):
             worker.flush(force=True)
     finally:
         task_finished.disconnect(receiver)
     assert seen == [(ValueError, "the message")]
     # Django's own receiver logs the failure with its traceback, as for its own backends.
-    (logged,) = [
-        r for r in caplog.records if r.name == "django.tasks" and r.levelno >= logging.ERROR
-    ]
+    (logged,) = [r for r in caplog.records if r.name == TASKS_LOGGER and r.levelno >= logging.ERROR]
     assert logged.exc_info is not None
     assert isinstance(logged.exc_info[1], ValueError)
     assert sys.exc_info() == (None, None, None)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.tasks.exceptions import TaskResultDoesNotExist
 
 import conveyor
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultDoesNotExist
 from conveyor.models import TaskRecord
 from tests.factories import claim_all
 from tests.tasksapp.tasks import add, annotate

@@ -7,9 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.exceptions import RetryPolicyError, TaskCancelled, WorkerLost
 from conveyor.failures import class_path, error_from_message
 from conveyor.models import TaskRecord

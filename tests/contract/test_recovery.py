@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from django.db import connections
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import WorkerIdInUse, WorkerLost
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store import QueueFilter

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import ScheduleTick, TaskRecord
 from conveyor.store import Engine, LastTick, NewTask
 from conveyor.store.portable import PortableEngine

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResultStatus
 from django.test.utils import CaptureQueriesContext
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from conveyor.store import Outcome
 from tests.factories import ALL_QUEUES, claim_all

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 
 from conveyor.backend import DatabaseBackend
 from conveyor.columns import HOLD_NONE, HOLD_TIME
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome, QueueFilter
 from tests.conftest import wait_until

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from django.db import connections
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
 from conveyor.cancellation import CancelAnswer, cancel
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import SnoozeLimit, TaskCancelled, WorkerLost
 from conveyor.failures import class_path
 from conveyor.models import Attempt, TaskRecord, WorkerRecord

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.tasks import TaskResultStatus
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 import conveyor
 from conveyor import tracing as conveyor_tracing
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from conveyor.tracing import TRACE_KEY
 from conveyor.worker import runner

@@ -27,6 +27,9 @@ The kinds:
     file PATH              the block equals docs/PATH (which has its own tests)
     source MODULE NAME     the block equals that string constant of the code
 
+A `project` block marked `django=5.2,6.0` is performed on those Django versions only (the
+wheel test replays the quickstart on each supported Django); the others, on every one.
+
 Tables are marked `<!-- table: NAME -->` when a test compares them with the code.
 """
 
@@ -76,7 +79,8 @@ class Check:
         if self.kind == "project":
             if not self.words or self.words[0] not in PROJECT_ACTIONS:
                 return f"'project' needs one of {sorted(PROJECT_ACTIONS)}"
-            if self.words[0] in ("write", "append") and len(self.words) != 2:
+            plain = [word for word in self.words if "=" not in word]
+            if self.words[0] in ("write", "append") and len(plain) != 2:
                 return f"'project {self.words[0]}' needs one path"
         if self.kind == "file" and len(self.words) != 1:
             return "'file' needs one path under docs/"
@@ -87,6 +91,11 @@ class Check:
     @property
     def action(self) -> str:
         return self.words[0] if self.kind == "project" else ""
+
+    def applies_to(self, django: str) -> bool:
+        """Whether the block is performed on this Django version ("6.1")."""
+        versions = self.option("django")
+        return not versions or django in versions.split(",")
 
     def option(self, name: str, default: str = "") -> str:
         """The value of a `name=value` word, e.g. exit=1."""

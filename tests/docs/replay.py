@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shlex
 
+from django import VERSION as django_version
+
 from tests.docs.pages import Block, blocks
 from tests.docs.project import (
     WORKER_READY,
@@ -16,20 +18,25 @@ from tests.docs.project import (
 )
 
 QUICKSTART = "docs/quickstart.md"
+# The Django of the test process, as the pages' `django=` options spell it.
+DJANGO = "{}.{}".format(*django_version[:2])
 
 
 def project_blocks(page: str) -> list[Block]:
     return [b for b in blocks(page) if b.check is not None and b.check.kind == "project"]
 
 
-def replay(project: Project, page: str) -> None:
-    """Perform every `project` block of a page; fail naming the block that went wrong.
+def replay(project: Project, page: str, *, django: str = DJANGO) -> None:
+    """Perform every `project` block of a page that applies to this Django version; fail
+    naming the block that went wrong.
 
     A development server the page started is stopped at its end.
     """
     try:
         for block in project_blocks(page):
-            perform(project, block)
+            assert block.check is not None
+            if block.check.applies_to(django):
+                perform(project, block)
     finally:
         project.stop_server()
 

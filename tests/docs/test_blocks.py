@@ -152,7 +152,7 @@ def check():
     from django.core.management import call_command
     from django.db import connections
     from django.db.utils import load_backend
-    from django.tasks import task_backends
+    from conveyor.compat import task_backends
     servers = [d for d in settings.DATABASES.values() if not d["ENGINE"].endswith("sqlite3")]
     if not servers:  # the checks of a MySQL project ask the server for its version
         call_command("check", stdout=open(os.devnull, "w"))

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.tasks import TaskResultStatus
 from django.test.utils import CaptureQueriesContext
 
 from conveyor import conf, durations, enqueue_many, schedules
 from conveyor.admin.tasks import TaskRecordAdmin
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.conf import RetryPolicy, parse_options
 from conveyor.management.commands import conveyor_purge, conveyor_status, conveyor_worker
 from conveyor.models import (

@@ -1,5 +1,6 @@
 """The package as a user gets it: the wheel and sdist that `uv build` makes, and the wheel
-installed in a fresh virtual environment, where the quickstart runs as written."""
+installed in a fresh virtual environment, where the quickstart runs as written: on Django
+5.2 with the django-tasks backport, on 6.0 and on 6.1, each as the docs say to install it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ WHEEL = f"{DIST_NAME}-{PROJECT['version']}-py3-none-any.whl"
 SDIST = f"{DIST_NAME}-{PROJECT['version']}.tar.gz"
 DIST_INFO = f"{DIST_NAME}-{PROJECT['version']}.dist-info"
 BUILD_TIMEOUT = 120
+# What a project on each supported Django installs, as docs/quickstart.md says: the wheel
+# (with the extra [django52] on 5.2) and, below the newest, that Django.
+INSTALLS = {
+    "5.2": ("[django52]", "Django~=5.2.0"),
+    "6.0": ("", "Django~=6.0.0"),
+    "6.1": ("", None),
+}
 
 
 def find_uv() -> str | None:
@@ -67,12 +75,20 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(params=sorted(INSTALLS))
+def django_version(request: pytest.FixtureRequest) -> str:
+    version: str = request.param
+    return version
+
+
 @pytest.fixture
-def installed(dist: Path, tmp_path: Path) -> Path:
-    """A fresh virtual environment with the wheel installed; its bin/ directory."""
+def installed(dist: Path, tmp_path: Path, django_version: str) -> Path:
+    """A fresh virtual environment with the wheel installed for a Django; its bin/."""
     venv = tmp_path / "venv"
+    extra, django = INSTALLS[django_version]
+    wanted = [f"django-conveyor{extra} @ {(dist / WHEEL).as_uri()}", *([django] if django else [])]
     uv("venv", "--quiet", "--python", sys.executable, venv)
-    uv("pip", "install", "--quiet", "--python", venv / "bin" / "python", dist / WHEEL)
+    uv("pip", "install", "--quiet", "--python", venv / "bin" / "python", *wanted)
     return venv / "bin"
 
 
@@ -103,12 +119,14 @@ def test_the_sdist_holds_what_builds_the_wheel(dist: Path):
     assert {"pyproject.toml", "README.md", "LICENSE", "src/conveyor/__init__.py"} <= names
 
 
-def test_the_quickstart_runs_against_the_installed_wheel(installed: Path):
+def test_the_quickstart_runs_against_the_installed_wheel(installed: Path, django_version: str):
     project = Project.empty(venv_bin=installed)
     try:
-        replay(project, QUICKSTART)
+        replay(project, QUICKSTART, django=django_version)
         where = project.run("python -c 'import conveyor; print(conveyor.__file__)'")
         assert where.stdout.startswith(str(installed.parent)), where.describe()
+        found = project.run("python -c 'import django; print(django.get_version())'")
+        assert found.stdout.startswith(f"{django_version}."), found.describe()
         check_the_admin_lists_the_quickstart_tasks(project)
     finally:
         project.remove()

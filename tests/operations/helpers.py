@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connections
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import TaskRecord
 from conveyor.store import Engine, Outcome
 from tests.conftest import wait_until

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import TaskCancelled
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome

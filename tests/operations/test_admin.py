@@ -10,12 +10,12 @@ import pytest
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.db import connection
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conveyor.admin.listing import CappedCountPaginator
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, Error, TaskRecord, WorkerRecord
 from conveyor.store import Outcome
 from tests.conftest import ROOT

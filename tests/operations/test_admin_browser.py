@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 from playwright.sync_api import Locator, Page, ViewportSize, expect, sync_playwright
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import TaskRecord, WorkerRecord
 from conveyor.store import Engine, Outcome
 from tests.browser import MINIMUM_CONTRAST, contrast, launch, needs_chromium, screenshot

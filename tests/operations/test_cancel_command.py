@@ -6,9 +6,9 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from tests.factories import claim_all, enqueue
 from tests.operations.helpers import succeed_once

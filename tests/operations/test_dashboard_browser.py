@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import TaskRecord, WorkerRecord
 from conveyor.store import Outcome
 from tests.browser import MINIMUM_CONTRAST, contrast, launch, needs_chromium, screenshot

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from tests.factories import ago
 from tests.operations.test_retention import old_history, rows

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
 from django.test.utils import CaptureQueriesContext
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, Lease, TaskRecord, WorkerRecord
 from conveyor.worker.retention import NamedLease, Retention
 from tests.conftest import wait_until

@@ -13,9 +13,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
 from django.test.utils import CaptureQueriesContext
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord, WorkerRecord
 from tests.conftest import ROOT, wait_until
 from tests.factories import ago, enqueue, later

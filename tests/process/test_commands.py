@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from tests.conftest import ROOT
 from tests.factories import ago, enqueue

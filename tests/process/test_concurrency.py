@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import WorkerRecord
 from conveyor.store.listen import QUEUES_CHANNEL
 from tests.conftest import wait_until

@@ -9,8 +9,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from conveyor.columns import HOLD_TIME
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.factories import ago

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from django.db import OperationalError, connection
 from django.db.models import Count
-from django.tasks import TaskResultStatus
 
 from conveyor import enqueue_many
+from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
 from tests.conftest import wait_until
 from tests.faults import TcpProxy

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from django.db.models import Count
-from django.tasks import TaskResultStatus
 
 from conveyor import enqueue_many
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution

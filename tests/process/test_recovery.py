@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import WorkerInterrupted, WorkerLost
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from tests.conftest import wait_until

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
-from django.tasks import TaskResultStatus
 
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus
 from conveyor.models import PausedQueue, ScheduleTick, TaskRecord, WorkerRecord
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution

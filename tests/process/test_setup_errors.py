@@ -45,7 +45,9 @@ def test_conveyor_missing_from_installed_apps_is_one_check_error(tmp_path: Path)
     shop.mkdir()
     (shop / "__init__.py").write_text("")
     (shop / "models.py").write_text("from shop.tasks import hello  # noqa: F401\n")
-    (shop / "tasks.py").write_text("from django.tasks import task\n\n\n@task\ndef hello(): ...\n")
+    (shop / "tasks.py").write_text(
+        "from conveyor.compat import task\n\n\n@task\ndef hello(): ...\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")])}
     done = django("check", "--settings=bare_settings", env=env, cwd=tmp_path)
     assert done.returncode == 1

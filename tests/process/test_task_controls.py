@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.tasks import TaskResult, TaskResultStatus, default_task_backend
 
 import conveyor
+from conveyor.compat import TaskResult, TaskResultStatus, default_task_backend
 from conveyor.exceptions import RetryPolicyError, TaskCancelled, TaskTimeout
 from conveyor.failures import class_path
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
@@ -90,8 +90,8 @@ def test_tasks_past_their_timeout_fail_and_the_worker_keeps_its_capacity(
     assert "CancelledError" in cancelled.errors[0].traceback
     # The sync task's thread still sleeps; two tasks that need each other still run together.
     pair = [rendezvous.enqueue("pair", 2) for _ in range(2)]
-    for result in pair:
-        wait_for_status(result.id, SUCCESSFUL, "both tasks to run at once")
+    for paired in pair:
+        wait_for_status(paired.id, SUCCESSFUL, "both tasks to run at once")
     assert "timed out after 0.5s; its thread is stuck (stuck_threads=1)" in worker.log()
     # The registry shows it, for conveyor_status and --check --max-stuck.
     wait_until(
@@ -195,8 +195,8 @@ def test_in_process_mode_a_task_past_its_timeout_is_killed_and_the_slot_serves_o
     assert run.pid != worker.pid  # it ran in a child process ...
     wait_until(lambda: not process_exists(run.pid), timeout=10, what="the child to be gone")
     pair = [rendezvous.enqueue("pair", 2) for _ in range(2)]  # ... and both slots serve on
-    for result in pair:
-        wait_for_status(result.id, SUCCESSFUL, "both tasks to run at once")
+    for paired in pair:
+        wait_for_status(paired.id, SUCCESSFUL, "both tasks to run at once")
     assert "stuck" not in worker.log()
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.tasks import TaskResult, TaskResultStatus
 
+from conveyor.compat import TaskResult, TaskResultStatus
 from conveyor.exceptions import MalformedTask
 from conveyor.models import TaskRecord
 from tests.tasksapp.models import Execution

@@ -11,7 +11,7 @@ class TasksAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.tasks.signals import task_finished, task_started
+        from conveyor.compat import task_finished, task_started
 
         task_started.connect(record_signal, dispatch_uid="tasksapp.started")
         task_finished.connect(record_signal, dispatch_uid="tasksapp.finished")
@@ -19,8 +19,7 @@ class TasksAppConfig(AppConfig):
 
 def record_signal(sender: type, task_result: Any, signal: Any, **kwargs: Any) -> None:
     """Write an Execution row per signal, so tests see what fired inside worker processes."""
-    from django.tasks.signals import task_started
-
+    from conveyor.compat import task_started
     from tests.tasksapp.models import Execution
 
     name = "started" if signal is task_started else "finished"

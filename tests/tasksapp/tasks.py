@@ -9,10 +9,10 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.tasks import TaskContext, TaskResult, task
-
+from conveyor.compat import TaskContext, TaskResult
 from conveyor.control import raise_if_cancelled
 from conveyor.exceptions import Snooze
+from conveyor.tasks import task
 from tests.tasksapp.models import Execution
 
 
@@ -159,7 +159,7 @@ def nonsense_backoff(exception: BaseException, task_result: TaskResult[Any, Any]
 
 
 # django-stubs do not know yet that @task passes extra options to the backend's task class.
-@task(takes_context=True, max_attempts=3, backoff=noted_backoff)  # type: ignore[call-overload, untyped-decorator]
+@task(takes_context=True, max_attempts=3, backoff=noted_backoff)
 def flaky(context: TaskContext[Any, Any], succeed_on: int) -> int:
     """fail_until with its own policy: three attempts, no delay."""
     Execution.objects.create(
@@ -170,28 +170,28 @@ def flaky(context: TaskContext[Any, Any], succeed_on: int) -> int:
     return context.attempt
 
 
-@task(max_attempts=4, backoff=hour_backoff)  # type: ignore[call-overload, untyped-decorator]
+@task(max_attempts=4, backoff=hour_backoff)
 def patient(*args: Any) -> None:
     raise ValueError("try again in an hour")
 
 
-@task(max_attempts=3, backoff=broken_backoff)  # type: ignore[call-overload, untyped-decorator]
+@task(max_attempts=3, backoff=broken_backoff)
 def badly_retried(*args: Any) -> None:
     raise ValueError("the task's own error")
 
 
-@task(max_attempts=3, backoff=nonsense_backoff)  # type: ignore[call-overload, untyped-decorator]
+@task(max_attempts=3, backoff=nonsense_backoff)
 def nonsense_retried(*args: Any) -> None:
     raise ValueError("the task's own error")
 
 
-@task(timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+@task(timeout=0.5)
 def hang(seconds: float = 3600) -> None:
     """A sync task that outlives its timeout (a thread cannot be stopped)."""
     time.sleep(seconds)
 
 
-@task(timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+@task(timeout=0.5)
 async def async_hang(seconds: float = 3600) -> None:
     await asyncio.sleep(seconds)
 
@@ -231,7 +231,7 @@ def cooperative(context: TaskContext[Any, Any]) -> str:
     return "never asked to stop"
 
 
-@task(takes_context=True, timeout=0.5)  # type: ignore[call-overload, untyped-decorator]
+@task(takes_context=True, timeout=0.5)
 def hang_recorded(context: TaskContext[Any, Any]) -> None:
     """Record the run (and the process), then outlive the timeout."""
     Execution.objects.create(
@@ -274,12 +274,12 @@ def annotate(context: Any, key: str, value: Any) -> dict[str, Any]:
 # -- flow control (ConveyorTask's unique and concurrency options) ---------------------------
 
 
-@task(unique=True)  # type: ignore[call-overload, untyped-decorator]
+@task(unique=True)
 def sync_account(account: int) -> int:
     return account
 
 
-@task(unique={"states": ["READY", "RUNNING", "SUCCESSFUL"]})  # type: ignore[call-overload, untyped-decorator]
+@task(unique={"states": ["READY", "RUNNING", "SUCCESSFUL"]})
 def once_ever(account: int) -> int:
     return account
 
@@ -288,7 +288,7 @@ def by_account(account: int, **kwargs: Any) -> int:
     return account
 
 
-@task(concurrency={"limit": 2, "key": by_account})  # type: ignore[call-overload, untyped-decorator]
+@task(concurrency={"limit": 2, "key": by_account})
 def call_partner(account: int, label: str = "", sleep: float = 0.0) -> int:
     """Record when it ran, for tests that check no more than two ran at once per account."""
     started = time.time()
@@ -300,7 +300,7 @@ def call_partner(account: int, label: str = "", sleep: float = 0.0) -> int:
     return account
 
 
-@task(rate_limit="3/s")  # type: ignore[call-overload, untyped-decorator]
+@task(rate_limit="3/s")
 def rate_limited(label: str = "") -> float:
     """Record its start, for tests that check the rate of starts."""
     started = time.time()

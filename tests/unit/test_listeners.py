@@ -9,14 +9,15 @@ from typing import Any
 
 import pytest
 from django.dispatch import Signal
-from django.tasks import signals
 
+from conveyor.compat import TASKS_LOGGER
+from conveyor.compat import task_signals as signals
 from conveyor.worker.listeners import heard
 
 
 @pytest.fixture
 def quiet_django_tasks() -> Iterator[logging.Logger]:
-    logger = logging.getLogger("django.tasks")
+    logger = logging.getLogger(TASKS_LOGGER)
     level = logger.level
     logger.setLevel(logging.WARNING)
     yield logger

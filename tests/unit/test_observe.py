@@ -18,7 +18,7 @@ WITHOUT_EXTRAS = textwrap.dedent(
     sys.modules["opentelemetry"] = None
     import django
     django.setup()
-    from django.tasks import TaskResultStatus
+    from conveyor.compat import TaskResultStatus
     from conveyor import observe
     import conveyor.admin, conveyor.backend, conveyor.meta, conveyor.worker.build
     import conveyor.management.commands.conveyor_worker

@@ -9,9 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_started
 
+from conveyor.compat import TaskResultStatus, task_started
 from conveyor.exceptions import TaskTimeout
 from conveyor.failures import class_path
 from conveyor.models import TaskRecord

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from conveyor.compat import TaskResultStatus
 from conveyor.context import progress_of
 
 # Worker ids longer than this many characters are shortened; the tooltip has them whole.

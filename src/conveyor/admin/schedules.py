@@ -13,11 +13,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from conveyor.backends import conveyor_backends
+from conveyor.compat import DEFAULT_TASK_QUEUE_NAME
 from conveyor.models import PausedQueue, ScheduleTick, Semaphore
 from conveyor.periodic import scheduled_task
 from conveyor.schedules import ScheduleError

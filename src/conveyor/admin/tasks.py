@@ -8,10 +8,10 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from functools import cached_property, partial
-from typing import Any, override
+from typing import TYPE_CHECKING, Any, TypedDict, override
 
+import django
 from django.contrib import admin, messages
-from django.contrib.admin import ActionLocation
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
@@ -19,7 +19,6 @@ from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Now
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
-from django.tasks import TaskResultStatus
 from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -41,12 +40,26 @@ from conveyor.admin.operations import Operation, delete_tasks, describe, perform
 from conveyor.backend import MAX_RESULT_ID_DIGITS
 from conveyor.backends import conveyor_backends
 from conveyor.columns import HOLD_SLOT
+from conveyor.compat import TaskResultStatus
 from conveyor.context import PROGRESS_KEY
 from conveyor.models import Attempt, Error, TaskRecord
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 SUCCESSFUL, FAILED = TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED
-BOTH_PLACES = [ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM]
+
+
+# Django 6.1 offers an action on the object's page too: the task's page shows the actions
+# that apply to it as buttons. Before 6.1 the actions are on the task list only.
+class Places(TypedDict, total=False):
+    location: list[ActionLocation]
+
+
+if TYPE_CHECKING or django.VERSION >= (6, 1):
+    from django.contrib.admin import ActionLocation
+
+    BOTH_PLACES = Places(location=[ActionLocation.CHANGE_LIST, ActionLocation.CHANGE_FORM])
+else:
+    BOTH_PLACES = Places()
 
 RETRY = Operation(
     done="Retried",
@@ -496,13 +509,13 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(
         description="Retry now (failed tasks; renews their attempts)",
         permissions=["change"],
-        location=BOTH_PLACES,
+        **BOTH_PLACES,
     )
     def retry(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
         perform(request, queryset, RETRY)
 
     @admin.action(
-        description="Run now (deferred ready tasks)", permissions=["change"], location=BOTH_PLACES
+        description="Run now (deferred ready tasks)", permissions=["change"], **BOTH_PLACES
     )
     def run_now(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
         perform(request, queryset, RUN_NOW)
@@ -510,7 +523,7 @@ class TaskRecordAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(
         description="Cancel (ready tasks end failed; running ones are stopped by their worker)",
         permissions=["change"],
-        location=BOTH_PLACES,
+        **BOTH_PLACES,
     )
     def cancel(self, request: HttpRequest, queryset: QuerySet[TaskRecord]) -> None:
         # Running tasks first: a READY task claimed meanwhile is then refused by both steps,

@@ -4,6 +4,8 @@ import django.db.models.deletion
 import django.db.models.functions.datetime
 from django.db import migrations, models
 
+import conveyor.compat
+
 
 class Migration(migrations.Migration):
     initial = True
@@ -60,7 +62,7 @@ class Migration(migrations.Migration):
                 (
                     "attempt",
                     models.OneToOneField(
-                        on_delete=django.db.models.deletion.DB_CASCADE,
+                        on_delete=conveyor.compat.DB_CASCADE,
                         primary_key=True,
                         related_name="error",
                         serialize=False,
@@ -138,7 +140,7 @@ class Migration(migrations.Migration):
             model_name="attempt",
             name="task",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.DB_CASCADE,
+                on_delete=conveyor.compat.DB_CASCADE,
                 related_name="attempts",
                 to="conveyor.taskrecord",
             ),

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 
 from django.db.models import Count, Max, Q
 from django.db.models.functions import Now
-from django.tasks import TaskResultStatus
 
 from conveyor.columns import HOLD_NONE, HOLD_SLOT, HOLD_TIME
+from conveyor.compat import TaskResultStatus
 from conveyor.models import RateWindow, Semaphore, TaskRecord
 from conveyor.store.statements import placeholders
 from conveyor.store.transitions import Transitions

@@ -8,8 +8,8 @@ from datetime import UTC, timedelta
 
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Now, Trunc
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.core import EngineCore
 from conveyor.store.values import Activity, DueCount, Gauges, QueueCount, QueueGauge

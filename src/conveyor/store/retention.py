@@ -49,5 +49,6 @@ class Retention(EngineCore):
 
 
 def delete_rows(rows: TaskRecordQuerySet) -> int:
-    count: int = rows.delete()[0]
+    # Tasks only: before Django 6.1 the total counts the attempts and errors Django deleted too.
+    count: int = rows.delete()[1].get(rows.model._meta.label, 0)
     return count

@@ -16,10 +16,9 @@ from typing import Any
 from django.db import transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Min
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 
 from conveyor.columns import HOLD_NONE, HOLD_TIME
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.exceptions import SnoozeLimit
 from conveyor.failures import cancelled_while_running, error_from_message
 from conveyor.flow import KEEP_BITS

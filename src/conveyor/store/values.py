@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.db.models import Q
-from django.tasks import TaskResultStatus
-from django.tasks.base import TaskError
 
+from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store.statements import placeholders
 

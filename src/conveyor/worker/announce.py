@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_finished
-
 from conveyor import observe
+from conveyor.compat import TaskResultStatus, task_finished
 from conveyor.failures import first_line, last_line
 from conveyor.results import AnyResult, finished_result, has_history, import_task
 from conveyor.store import Engine, Written

@@ -22,8 +22,7 @@ from datetime import timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
-from django.tasks import TaskResultStatus
-
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import WorkerInterrupted
 from conveyor.failures import error_from_message
 from conveyor.models import Attempt, TaskRecord

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import DatabaseError, InterfaceError
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from conveyor.backoff import Backoff
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import WorkerInterrupted
 from conveyor.failures import error_from_message, first_line
 from conveyor.results import has_history

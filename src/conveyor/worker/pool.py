@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from django.db import connections
-from django.tasks import TaskResultStatus
 
+from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import TaskCancelled
 from conveyor.failures import cancelled_while_running, class_path, error_from_message
 from conveyor.models import Attempt, TaskRecord

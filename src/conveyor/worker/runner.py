@@ -12,12 +12,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
-from django.tasks import TaskResultStatus
-from django.tasks.signals import task_started
-from django.utils.json import normalize_json
 
 from conveyor import control, observe
 from conveyor.backend import DatabaseBackend
+from conveyor.compat import TaskResultStatus, normalize_json, task_started
 from conveyor.context import ConveyorTaskContext, MetadataWriter, as_json
 from conveyor.exceptions import MalformedTask, Snooze, TaskTimeout
 from conveyor.failures import error_from_exception, error_from_message
