@@ -293,6 +293,9 @@ class RateWindow(models.Model):
     key = models.CharField(max_length=255)
     window_start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
+    # The limit and period the window was opened with (for reports: when the next opens).
+    limit = models.PositiveIntegerField(default=0)
+    period_ms = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         db_table = "conveyor_rate_window"

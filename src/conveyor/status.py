@@ -14,7 +14,7 @@ from typing import Any
 
 from conveyor.compat import TaskResultStatus
 from conveyor.schedules import Schedule
-from conveyor.store import Engine, SlotState
+from conveyor.store import Engine, RateState, SlotState
 
 RECENT_HOUR = timedelta(hours=1)
 STATUSES = tuple(TaskResultStatus)
@@ -88,6 +88,7 @@ class BackendState:
     workers: list[WorkerState]
     schedules: list[ScheduleState] = field(default_factory=list)
     slots: list[SlotState] = field(default_factory=list)
+    rates: list[RateState] = field(default_factory=list)
 
 
 # The state of a queue by name, created on first use.
@@ -125,6 +126,7 @@ def backend_state(
         workers=workers,
         schedules=schedule_states(store, now) if counts else [],
         slots=store.slots() if counts else [],
+        rates=store.rate_states() if counts else [],
     )
 
 
@@ -234,8 +236,21 @@ def as_json(state: BackendState) -> dict[str, Any]:
                 "holding": s.holding,
                 "running": s.running,
                 "waiting": s.waiting,
+                "running_holders": list(s.holders),
             }
             for s in state.slots
+        ],
+        "rate_limits": [
+            {
+                "key": r.key,
+                "limit": r.limit,
+                "period_seconds": r.period.total_seconds(),
+                "window_start": r.window_start.isoformat(),
+                "starts": r.starts,
+                "next_window": r.next_window.isoformat(),
+                "waiting": r.waiting,
+            }
+            for r in state.rates
         ],
     }
 

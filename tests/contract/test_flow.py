@@ -100,6 +100,7 @@ def test_tasks_over_the_limit_wait_outside_the_claim_and_are_promoted_as_slots_f
     )
     (state,) = [s for s in backend.store.slots() if s.key.endswith(":1")]
     assert (state.limit, state.holding, state.running, state.waiting) == (2, 2, 2, 3)
+    assert sorted(state.holders) == sorted(int(r.id) for r in results[:2])
     assert backend.store.waiting_keys() == [state.key]
     finish(backend, [r for r in claimed if str(r.pk) == results[0].id], FAILED)
     (promoted,) = claim_all(backend.store, "w")  # the finish gave its slot to the next
@@ -151,6 +152,15 @@ def test_claims_over_the_rate_limit_wait_for_the_next_window(backend: DatabaseBa
         started = claimed[0].last_attempted_at
         assert started is not None
         assert row.available_after > started
+    (state,) = backend.store.rate_states()
+    assert (state.key, state.limit, state.starts, state.waiting) == (
+        "tests.tasksapp.tasks.rate_limited",
+        3,
+        3,
+        2,
+    )
+    assert state.next_window == state.window_start + state.period
+    assert state.period.total_seconds() == 1
     # The deferred ones are claimed once their window opens, and no sooner.
     assert claim_all(backend.store, "w") == []
     due = wait_until(lambda: claim_all(backend.store, "w"), timeout=5, what="the next window")

@@ -122,3 +122,20 @@ def test_limits_list_each_concurrency_key_with_its_slots_and_waiting_tasks(
     assert listed.content.decode().count("waiting for a slot") == 1
     assert admin_client_as_superuser.post(LIMITS_URL, {}).status_code == 403
     assert len(results) == 3
+    assert response.context["rates"] == []
+    assert "No rate-limited task has started yet." in response.content.decode()
+
+
+def test_limits_show_each_rate_key_with_its_window(
+    admin_client_as_superuser: Client, backend: Any
+) -> None:
+    from tests.factories import claim_all
+    from tests.tasksapp.tasks import rate_limited
+
+    for _ in range(4):
+        rate_limited.enqueue()
+    claim_all(backend.store, "w")
+    response = admin_client_as_superuser.get(LIMITS_URL)
+    (row,) = response.context["rates"]
+    assert (row["rate"].starts, row["rate"].waiting, row["rate"].limit) == (3, 1, 3)
+    assert "tests.tasksapp.tasks.rate_limited" in response.content.decode()

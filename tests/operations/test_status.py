@@ -304,3 +304,35 @@ def test_check_fails_when_a_live_worker_has_more_stuck_threads_than_allowed() ->
     assert "worker=w-stuck: 2 thread(s) stuck in tasks past their timeout (more than 1)" in err
     (worker,) = status_json()["backends"][0]["workers"]
     assert worker["stuck_threads"] == 2
+
+
+@pytest.mark.django_db
+def test_status_lists_concurrency_and_rate_limits(backend: Any) -> None:
+    from tests.factories import claim_all
+    from tests.tasksapp.tasks import call_partner, rate_limited
+
+    for _ in range(3):
+        call_partner.enqueue(4)
+    for _ in range(4):
+        rate_limited.enqueue()
+    claim_all(backend.store, "w")
+    (state,) = status_json()["backends"]
+    (slots,) = state["concurrency_limits"]
+    assert (slots["key"], slots["limit"], slots["holding"], slots["waiting"]) == (
+        "tests.tasksapp.tasks.call_partner:4",
+        2,
+        2,
+        1,
+    )
+    assert len(slots["running_holders"]) == 2
+    (rate,) = state["rate_limits"]
+    assert (rate["key"], rate["limit"], rate["starts"], rate["waiting"]) == (
+        "tests.tasksapp.tasks.rate_limited",
+        3,
+        3,
+        1,
+    )
+    assert rate["period_seconds"] == 1
+    _, out, _ = status()
+    assert "CONCURRENCY KEY" in out
+    assert "RATE KEY" in out

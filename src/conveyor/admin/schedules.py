@@ -134,7 +134,7 @@ class LimitAdmin(StatePageAdmin):
     """Concurrency keys with live tasks: how many hold a slot, run and wait."""
 
     template_name = "admin/conveyor/limits.html"
-    title = "Concurrency limits"
+    title = "Concurrency and rate limits"
 
     def rows(self) -> list[dict[str, Any]]:
         return [
@@ -142,6 +142,18 @@ class LimitAdmin(StatePageAdmin):
             for alias, backend in sorted(conveyor_backends().items())
             for slot in backend.store.slots()
         ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        if isinstance(response, TemplateResponse) and response.context_data is not None:
+            response.context_data["rates"] = [
+                {"backend": alias, "rate": rate}
+                for alias, backend in sorted(conveyor_backends().items())
+                for rate in backend.store.rate_states()
+            ]
+        return response
 
     def act(self, request: HttpRequest) -> None:
         messages.error(request, "Nothing to change here: limits are set on the tasks.")

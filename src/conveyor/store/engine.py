@@ -27,6 +27,7 @@ from conveyor.store.values import (
     Outcome,
     QueueCount,
     QueueFilter,
+    RateState,
     RetryDecider,
     SlotState,
     Written,
@@ -75,6 +76,11 @@ class Engine(Protocol):
 
     def slots(self) -> list[SlotState]:
         """Per concurrency key with live tasks: its limit, holders, running and waiting."""
+        ...
+
+    def rate_states(self) -> list[RateState]:
+        """Per rate-limit key: its latest window's starts, its limit, when the next window
+        opens, and how many tasks wait for it."""
         ...
 
     def task(self, pk: int) -> tuple[TaskRecord, list[Attempt]]:

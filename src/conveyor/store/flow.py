@@ -28,7 +28,7 @@ from conveyor.compat import TaskResultStatus
 from conveyor.models import RateWindow, Semaphore, TaskRecord
 from conveyor.store.statements import placeholders
 from conveyor.store.transitions import Transitions
-from conveyor.store.values import NewTask, Outcome, QueueFilter, SlotState, Written
+from conveyor.store.values import NewTask, Outcome, QueueFilter, RateState, SlotState, Written
 
 READY, RUNNING = TaskResultStatus.READY, TaskResultStatus.RUNNING
 HOLDING = Q(status=RUNNING) | Q(status=READY, hold__in=(HOLD_NONE, HOLD_TIME))
@@ -48,8 +48,8 @@ INSERT_CONTROLLED_SQL = (
 # Rate limits: make sure the key's current window has its counter (a racing creator's is as
 # good), then, holding its row, read the count and add the starts that fit under the limit.
 INSERT_WINDOW_SQL = (
-    "{insert} INTO {window} (backend_name, {key}, window_start, {count}) "
-    "VALUES (%s, %s, %s, 0){conflict}"
+    "{insert} INTO {window} (backend_name, {key}, window_start, {count}, {limit}, period_ms) "
+    "VALUES (%s, %s, %s, 0, %s, %s){conflict}"
 )
 COUNT_STARTS_SQL = (
     "SELECT {count} FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start = %s"
@@ -72,6 +72,8 @@ DEFER_SQL = (
 )
 # Make sure a concurrency key has its lock row; a racing creator's row is as good.
 INSERT_SEMAPHORE_SQL = "{insert} INTO {semaphore} (backend_name, {key}) VALUES (%s, %s){conflict}"
+# Ids of running holders a report names per concurrency key.
+HOLDERS_SHOWN = 10
 # How many times an insert looks again for the live task whose key it conflicted with (that
 # task may end in between, freeing the key).
 CONFLICT_TRIES = 5
@@ -99,7 +101,10 @@ class FlowControl(Transitions):
         deferred: set[int] = set()
         with self.write_transaction(), self.connection.cursor() as cursor:
             for (key, start, end, limit), rows in groups.items():
-                taken = self._take_starts_of(cursor, key, start, limit, wanted=len(rows))
+                period_ms = rows[0].rate_period_ms or 1
+                taken = self._take_starts_of(
+                    cursor, key, start, limit, wanted=len(rows), period_ms=period_ms
+                )
                 over = [record.pk for record in rows[taken:]]
                 if over:
                     statement = DEFER_SQL.format(
@@ -110,7 +115,7 @@ class FlowControl(Transitions):
         return deferred
 
     def _take_starts_of(
-        self, cursor: Any, key: str, start: datetime, limit: int, *, wanted: int
+        self, cursor: Any, key: str, start: datetime, limit: int, *, wanted: int, period_ms: int
     ) -> int:
         """Take up to `wanted` starts from a key's window; return how many were taken."""
         quote = self.connection.ops.quote_name
@@ -118,8 +123,10 @@ class FlowControl(Transitions):
         insert, conflict = self.insert_ignore
         stamp = self.adapt(start)
         cursor.execute(
-            INSERT_WINDOW_SQL.format(insert=insert, conflict=conflict, **names),
-            [self.backend_name, key, stamp],
+            INSERT_WINDOW_SQL.format(
+                insert=insert, conflict=conflict, limit=quote("limit"), **names
+            ),
+            [self.backend_name, key, stamp, limit, period_ms],
         )
         cursor.execute(PRUNE_WINDOWS_SQL.format(**names), [self.backend_name, key, stamp])
         lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
@@ -227,6 +234,32 @@ class FlowControl(Transitions):
             later = chosen.filter(available_after__gt=Now()).update(hold=HOLD_TIME)
             return later + chosen.update(hold=HOLD_NONE)
 
+    def rate_states(self) -> list[RateState]:
+        windows = RateWindow.objects.using(self.using).filter(backend_name=self.backend_name)
+        waiting = dict(
+            self.task_rows()
+            .filter(status=READY, hold=HOLD_TIME, rate_key__isnull=False)
+            .values("rate_key")
+            .annotate(n=Count("pk"))
+            .order_by()
+            .values_list("rate_key", "n")
+        )
+        # Earlier windows are deleted as a later one opens: one row per key, but for a race.
+        latest: dict[str, RateWindow] = {}
+        for window in windows.order_by("key", "window_start"):
+            latest[window.key] = window
+        return [
+            RateState(
+                key=key,
+                limit=window.limit,
+                period=timedelta(milliseconds=window.period_ms),
+                window_start=window.window_start,
+                starts=window.count,
+                waiting=waiting.get(key, 0),
+            )
+            for key, window in sorted(latest.items())
+        ]
+
     def waiting_keys(self) -> list[str]:
         rows = self.task_rows().filter(status=READY, hold=HOLD_SLOT)
         keys = rows.order_by().values_list("concurrency_key", flat=True).distinct()
@@ -252,9 +285,14 @@ class FlowControl(Transitions):
                 r["holding"],
                 r["running"],
                 r["waiting"],
+                holders=self._running_holders(str(r["concurrency_key"])),
             )
             for r in rows
         ]
+
+    def _running_holders(self, key: str) -> tuple[int, ...]:
+        running = self.task_rows().filter(concurrency_key=key, status=RUNNING).order_by("pk")
+        return tuple(running.values_list("pk", flat=True)[:HOLDERS_SHOWN])
 
 
 def freed_keys(written: Iterable[Written]) -> set[str]:

@@ -230,6 +230,22 @@ class Activity:
 
 
 @dataclass(frozen=True, slots=True)
+class RateState:
+    """One rate-limit key's latest window: its starts, and when the next window opens."""
+
+    key: str
+    limit: int
+    period: timedelta
+    window_start: datetime
+    starts: int
+    waiting: int
+
+    @property
+    def next_window(self) -> datetime:
+        return self.window_start + self.period
+
+
+@dataclass(frozen=True, slots=True)
 class SlotState:
     """One concurrency key: its limit, how many tasks hold a slot and how many wait."""
 
@@ -238,3 +254,5 @@ class SlotState:
     holding: int
     running: int
     waiting: int
+    # Ids of the RUNNING tasks holding a slot (the first few).
+    holders: tuple[int, ...] = ()

@@ -168,6 +168,7 @@ QUEUE_COLUMNS = (
     "DEAD WORKERS",
 )
 LIMIT_COLUMNS = ("CONCURRENCY KEY", "LIMIT", "HOLDING", "RUNNING", "WAITING")
+RATE_COLUMNS = ("RATE KEY", "LIMIT", "PER", "STARTS IN WINDOW", "NEXT WINDOW", "WAITING")
 SCHEDULE_COLUMNS = ("SCHEDULE", "TASK", "WHEN", "LAST TICK", "LAST STATUS", "NEXT TICK")
 WORKER_COLUMNS = (
     "WORKER",
@@ -213,6 +214,20 @@ def render(state: BackendState) -> str:
     if state.slots:
         slots = [[s.key, s.limit, s.holding, s.running, s.waiting] for s in state.slots]
         lines += table(LIMIT_COLUMNS, slots)
+        lines.append("")
+    if state.rates:
+        rates = [
+            [
+                r.key,
+                r.limit,
+                human_duration(r.period),
+                r.starts,
+                f"{r.next_window:%H:%M:%S}",
+                r.waiting,
+            ]
+            for r in state.rates
+        ]
+        lines += table(RATE_COLUMNS, rates)
         lines.append("")
     workers = [
         [
