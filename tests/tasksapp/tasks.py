@@ -94,6 +94,22 @@ async def async_sleep(seconds: float) -> float:
     return seconds
 
 
+@task
+def span(seconds: float) -> list[float]:
+    """Sleep; return when this run started and ended (time.time())."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@task
+async def async_span(seconds: float) -> list[float]:
+    """See span()."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [started, time.time()]
+
+
 @task(takes_context=True)
 async def async_record(context: TaskContext[Any, Any], label: str = "") -> int:
     await Execution.objects.acreate(
