@@ -97,3 +97,4 @@ def test_io_cases_measure_async_at_each_claim_size_and_sync_at_each_thread_count
         (SYNC, 16, 320.0),  # 16 threads, each waiting 50 ms
         (SYNC, 512, 10_240.0),
     ]
+    assert [case.tasks(10_000) for case in cases(64, [16])] == [1_000] + [10_000] * 3
