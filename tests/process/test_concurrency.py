@@ -17,7 +17,7 @@ from conveyor.models import WorkerRecord
 from conveyor.store.listen import QUEUES_CHANNEL
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
-from tests.tasksapp.tasks import async_sleep, async_span, record, span
+from tests.tasksapp.tasks import async_rendezvous, async_sleep, record, span
 
 pytestmark = pytest.mark.process
 
@@ -57,14 +57,14 @@ def test_async_tasks_run_together_on_the_event_loop(start_worker: Any) -> None:
 def test_one_thread_slot_leaves_hundreds_of_async_tasks_in_flight_and_sync_ones_in_turn(
     start_worker: Any,
 ) -> None:
-    asleep = enqueue_many(async_span, [((2,), {})] * 200)
+    waiting = enqueue_many(async_rendezvous, [(("crowd", 200), {})] * 200)
     # Sync tasks among them, each of which needs the one thread slot.
     awake = [span.enqueue(0.3) for _ in range(3)]
     worker = start_worker("--oneshot", "--concurrency", "1")
     assert worker.wait(90) == 0, worker.log()
-    # Measured from the spans the tasks recorded themselves, not from speed: most of the
-    # two-second sleeps overlap, and the sync tasks ran one at a time.
-    assert most_at_once(spans(asleep)) >= 150
+    # Measured from the spans the tasks recorded themselves, not from speed: each waited
+    # until all 200 were in flight, and the sync tasks ran one at a time.
+    assert most_at_once(spans(waiting)) == 200
     assert most_at_once(spans(awake)) == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -102,11 +103,23 @@ def span(seconds: float) -> list[float]:
     return [started, time.time()]
 
 
+# async_rendezvous: how many runs of each label have started in this process, and the
+# event that tells them all are there (every coroutine runs on the worker's one loop).
+ARRIVED: dict[str, int] = {}
+EVERYONE: dict[str, asyncio.Event] = {}
+
+
 @task
-async def async_span(seconds: float) -> list[float]:
-    """See span()."""
+async def async_rendezvous(label: str, count: int) -> list[float]:
+    """Wait until `count` runs with this label are in flight in this process (at most 30 s);
+    return when this run started and ended (time.time())."""
     started = time.time()
-    await asyncio.sleep(seconds)
+    everyone = EVERYONE.setdefault(label, asyncio.Event())
+    ARRIVED[label] = ARRIVED.get(label, 0) + 1
+    if ARRIVED[label] >= count:
+        everyone.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(everyone.wait(), 30)
     return [started, time.time()]
 
 
