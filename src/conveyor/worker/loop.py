@@ -170,6 +170,7 @@ class Worker:
         if self._stopping_at is not None:
             self.flush(force=True)
             return None
+        # As many as both kinds of slots leave free: whatever is claimed starts at once.
         free = self.pool.free()
         if free <= 0:
             self.flush()
