@@ -33,6 +33,7 @@ QUICK = {
     "latency_samples": 5,
     "enqueue_count": 100,
     "statement_tasks": 100,
+    "io_tasks": 1_000,
 }
 FULL = {
     "tasks": 20_000,
@@ -45,6 +46,7 @@ FULL = {
     "latency_samples": 50,
     "enqueue_count": 2_000,
     "statement_tasks": 1_000,
+    "io_tasks": 10_000,
 }
 
 
@@ -63,6 +65,13 @@ def positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
     return number
+
+
+def positives(value: str) -> list[int]:
+    chosen = [positive(part) for part in value.split(",") if part.strip()]
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one")
+    return chosen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -117,6 +126,14 @@ def parser() -> argparse.ArgumentParser:
         default=64,
         help="conveyor --concurrency in the threaded drains (default: %(default)s)",
     )
+    p.add_argument("--io-tasks", type=positive, help="tasks per io drain (default 10000)")
+    p.add_argument(
+        "--io-concurrency",
+        type=positives,
+        default=[16, 64, 256, 512],
+        help="comma-separated conveyor --concurrency values of the sync io drains "
+        "(default: 16,64,256,512)",
+    )
     p.add_argument(
         "--only",
         type=lambda v: names(v, MEASUREMENTS),
@@ -132,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "profile")
+MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "io", "profile")
 
 
 def settle(options: argparse.Namespace) -> argparse.Namespace:
