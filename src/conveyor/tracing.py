@@ -190,7 +190,6 @@ def provider_tracer(provider: TracerProvider) -> Tracer:
     return provider.get_tracer("conveyor")
 
 
-@lru_cache(maxsize=16)
 def drops_unsampled(active: Tracer) -> bool:
     """Whether the tracer's sampler is the SDK's ParentBased that drops every span whose
     parent is not sampled, local or remote (the default): then such a span need not be
