@@ -10,7 +10,7 @@ every span and batching it to an exporter that discards it), interleaved.
 Prints every drain, then per mode the median of its rates and the median over repeats of
 its cost against the drain with neither of the same repeat (the machine's load changes
 between repeats more than within one): 1 - rate / rate with neither; and the same for the
-worker's CPU time per task (read from /proc as the drain ends, start-up included), which
+worker's CPU time per task (read from /proc at its first claim and as the drain ends), which
 shows a cost that a drain waiting on the database would hide. With --hooks, times the hooks
 alone in this process instead, in CPU time (the span processor's thread included), the modes
 interleaved, and prints the median over repeats.
@@ -50,14 +50,16 @@ MODES = ("neither", "metrics", "tracing", "tracing-sampled")
 # tracing-sampled: one task in this many comes from a sampled trace (the others' trace
 # context says "not sampled", as a head sampler at 10% would have left it).
 SAMPLED_ONE_IN = 10
+FIRST_CLAIM_POLL_SECONDS = 0.01
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # The SDK's provider, which scripts.observe_settings sets up under CONVEYOR_OBSERVE=tracing.
 MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
 
 
 def drain(mode: str, tasks: int, concurrency: int, log: Path) -> tuple[float, float]:
-    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s, and the
-    worker's CPU time per task in microseconds (its start-up included)."""
+    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s (the
+    worker's start-up included), and the worker's CPU time per task in microseconds from its
+    first claim on (its start-up, a second or more of CPU, left out)."""
     os.environ["CONVEYOR_OBSERVE"] = mode
     fresh_table()
     backend = noop.get_backend()
@@ -73,10 +75,23 @@ def drain(mode: str, tasks: int, concurrency: int, log: Path) -> tuple[float, fl
     connection.ensure_connection()
     started = time.monotonic()
     with Workers([argv], env, log) as workers:
+        left, cpu_started = first_claim(tasks, workers.pids[0])
         wait_drained(connection.connection, "conveyor_task", workers, log)
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(workers.pids[0])
-    return tasks / elapsed, cpu / tasks * 1e6
+        cpu = cpu_seconds(workers.pids[0]) - cpu_started
+    return tasks / elapsed, cpu / left * 1e6
+
+
+def first_claim(tasks: int, pid: int) -> tuple[int, float]:
+    """Wait for the worker's first claim; return how many tasks were still ready then, and
+    the CPU time it had used."""
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM conveyor_task WHERE status = 'READY'")
+            (ready,) = cursor.fetchone()
+        if ready < tasks:
+            return ready, cpu_seconds(pid)
+        time.sleep(FIRST_CLAIM_POLL_SECONDS)
 
 
 def cpu_seconds(pid: int) -> float:
