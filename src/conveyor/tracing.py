@@ -68,8 +68,9 @@ def with_trace_context(
     task: AnyTask, metadata: Mapping[str, Any] | None
 ) -> Mapping[str, Any] | None:
     """The metadata with the context of an `enqueue` span in the current trace, if any is
-    recorded; in a trace that is not sampled, that trace's context, so that its attempts
-    are not recorded either."""
+    recorded. In a trace that is not sampled, under a sampler that drops what such a trace
+    holds, no span is started (it would not be recorded) and the trace's own context is
+    stored, so that the task's attempts are not recorded either."""
     active = recording_tracer()
     if active is None:
         return metadata
@@ -162,13 +163,23 @@ def enqueued_context(record: TaskRecord) -> Context | None:
         return None
     value = carrier.get("traceparent")
     if len(carrier) == 1 and isinstance(value, str) and w3c(propagate.get_global_textmap()):
-        match = TRACEPARENT.fullmatch(value)
-        trace_id, span_id = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
-        if trace_id and span_id and match:
-            flags = TraceFlags(int(match[3], 16))
-            remote = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
+        remote = parsed_traceparent(value)
+        if remote is not None:
             return trace.set_span_in_context(NonRecordingSpan(remote), Context())
     return propagate.extract(carrier)
+
+
+def parsed_traceparent(value: str) -> SpanContext | None:
+    """The remote span context of a version 00 traceparent, as W3C's propagator reads it;
+    None if it is not one (then the propagator reads it, and ignores it if invalid)."""
+    match = TRACEPARENT.fullmatch(value)
+    if match is None:
+        return None
+    trace_id, span_id = int(match[1], 16), int(match[2], 16)
+    if not trace_id or not span_id:
+        return None
+    flags = TraceFlags(int(match[3], 16))
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
 
 
 def recording_tracer() -> Tracer | None:
