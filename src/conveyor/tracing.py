@@ -184,21 +184,24 @@ def parsed_traceparent(value: str) -> SpanContext | None:
 
 def recording_tracer() -> Tracer | None:
     """conveyor's tracer, None when it cannot record anything: the API alone (no tracer
-    provider set), or the SDK disabled."""
-    current = tracer
+    provider set), or the SDK disabled. Worked out again only when the tracer or the global
+    provider changes: isinstance() on OpenTelemetry's abstract classes costs microseconds."""
+    global resolved  # noqa: PLW0603 - one tuple, replaced whole
+    current, provider = tracer, trace.get_tracer_provider()
+    if resolved[0] is not current or resolved[1] is not provider:
+        resolved = (current, provider, resolve(current, provider))
+    return resolved[2]
+
+
+def resolve(current: Tracer, provider: TracerProvider) -> Tracer | None:
     if isinstance(current, ProxyTracer):
-        provider = trace.get_tracer_provider()
         if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
             return None
-        current = provider_tracer(provider)
+        current = provider.get_tracer("conveyor")  # what the ProxyTracer hands spans to
     return None if isinstance(current, NoOpTracer) else current
 
 
-@lru_cache(maxsize=4)
-def provider_tracer(provider: TracerProvider) -> Tracer:
-    """The tracer a ProxyTracer named "conveyor" hands its spans to (the global provider is
-    set once per process)."""
-    return provider.get_tracer("conveyor")
+resolved: tuple[object, object, Tracer | None] = (None, None, None)
 
 
 def drops_unsampled(active: Tracer) -> bool:
