@@ -11,10 +11,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conveyor.admin.charts import nice_top
-from conveyor.admin.dashboard import WINDOWS, percentile
+from conveyor.admin.dashboard import WINDOWS
 from conveyor.backend import DatabaseBackend
+from conveyor.columns import WAIT_BUCKETS_MS
 from conveyor.models import TaskRecord
-from conveyor.store import QueueFilter
+from conveyor.store import QueueFilter, WaitCounts
 from tests.factories import ago, claim_all, enqueue, later
 from tests.operations.helpers import fail_once, succeed_once
 
@@ -108,10 +109,14 @@ def test_the_changelist_links_to_the_dashboard(admin_client_as_superuser: Client
 
 
 @pytest.mark.any_database
-def test_percentiles_are_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
-    assert percentile([7.0], 0.95) == 7.0
+def test_wait_percentiles_are_nearest_rank_to_the_bound_of_their_bucket() -> None:
+    # 100 tasks: 50 waited at most 10 ms, 45 more at most 1 s, the last 5 over an hour.
+    within = tuple(50 if bound < 1_000 else 95 for bound in WAIT_BUCKETS_MS)
+    counts = WaitCounts(datetime(2026, 12, 1, tzinfo=UTC), 100, within)
+    assert counts.percentile(0.5) == timedelta(milliseconds=10)
+    assert counts.percentile(0.95) == timedelta(seconds=1)
+    assert counts.percentile(0.99) == timedelta(hours=1)  # beyond the last bound: the bound
+    assert WaitCounts(counts.start, 0, (0,) * len(WAIT_BUCKETS_MS)).percentile(0.5) is None
 
 
 @pytest.mark.any_database

@@ -1,0 +1,179 @@
+"""The per-minute rollup of finished tasks (conveyor_minute), and the dashboard's reads.
+
+One worker at a time (conveyor.worker.rollup) sums the finished task rows of whole minutes
+into conveyor_minute, per queue, task path and final status, with their waits in fixed
+buckets, and moves the backend's mark past them. The dashboard reads the minutes before the
+mark from the rollup and only those after it from the task rows: what it reads grows with
+the number of minutes and task paths, not with the number of tasks, and purged tasks stay
+counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models.functions import Trunc
+
+from conveyor.columns import WAIT_BUCKETS_MS, wait_column
+from conveyor.compat import TaskResultStatus
+from conveyor.models import MinuteCount, RollupMark
+from conveyor.store.core import EngineCore
+from conveyor.store.values import Activity, WaitCounts
+
+MINUTE = timedelta(minutes=1)
+WAIT_COLUMNS = tuple(wait_column(bound) for bound in WAIT_BUCKETS_MS)
+# What a rollup row counts, summed over rows (sums are prefixed: MinuteCount has the names).
+COUNTED = ("count", "waited", *WAIT_COLUMNS)
+ROLLUP_INSERT_BATCH = 500
+
+
+def floor_minute(moment: datetime) -> datetime:
+    return moment.replace(second=0, microsecond=0)
+
+
+def task_counts() -> dict[str, Count]:
+    """The counts of COUNTED over task rows that have a `wait` alias."""
+    waited = Q(last_attempted_at__isnull=False)
+    within = {
+        f"sum_{column}": Count("pk", filter=waited & Q(wait__lte=timedelta(milliseconds=bound)))
+        for column, bound in zip(WAIT_COLUMNS, WAIT_BUCKETS_MS, strict=True)
+    }
+    return {"sum_count": Count("pk"), "sum_waited": Count("pk", filter=waited), **within}
+
+
+class Rollup(EngineCore):
+    def roll_up(self, *, lag: timedelta, keep: timedelta, limit: int) -> int:
+        now = self.database_now()
+        oldest = floor_minute(now - keep)
+        mark = self.rollup_mark(default=oldest)
+        start = max(mark, oldest)
+        end = min(floor_minute(now - lag), start + MINUTE * limit)
+        if end <= start:
+            return 0
+        # Read before the write transaction: SQLite's would hold every writer up meanwhile.
+        rows = [
+            MinuteCount(
+                backend_name=self.backend_name,
+                minute=row["bucket"],
+                queue_name=row["queue_name"],
+                task_path=row["task_path"],
+                status=row["status"],
+                **{name: row[f"sum_{name}"] for name in COUNTED},
+            )
+            for row in self.finished_rows(start, end, "minute", ("queue_name", "task_path"))
+        ]
+        write = partial(self.write_minutes, mark, start=start, end=end, oldest=oldest, rows=rows)
+        return (end - start) // MINUTE if self.retrying(write) else 0
+
+    def rollup_mark(self, *, default: datetime) -> datetime:
+        """This backend's mark, created at `default` if it has none yet."""
+        marks = RollupMark.objects.using(self.using).filter(backend_name=self.backend_name)
+        mark = marks.values_list("rolled_until", flat=True).first()
+        if mark is not None:
+            return mark
+        # A racing creator is ignored: both then move the same mark by compare-and-set.
+        first = RollupMark(backend_name=self.backend_name, rolled_until=default)
+        self.retrying(lambda: marks.bulk_create([first], ignore_conflicts=True))
+        mark = marks.values_list("rolled_until", flat=True).first()
+        assert mark is not None
+        return mark
+
+    def write_minutes(
+        self,
+        mark: datetime,
+        *,
+        start: datetime,
+        end: datetime,
+        oldest: datetime,
+        rows: list[MinuteCount],
+    ) -> bool:
+        """Replace the minutes [start, end) with `rows` and move the mark from `mark` to
+        `end`, in one transaction; False (nothing written) if the mark has moved meanwhile."""
+        minutes = MinuteCount.objects.using(self.using).filter(backend_name=self.backend_name)
+        marks = RollupMark.objects.using(self.using).filter(backend_name=self.backend_name)
+        with self.write_transaction():
+            if marks.filter(rolled_until=mark).update(rolled_until=end) != 1:
+                return False  # another worker rolled these minutes up
+            # Replaced, never added to: a minute rolled up again is not counted twice.
+            minutes.filter(minute__gte=start, minute__lt=end).delete()
+            minutes.filter(minute__lt=oldest).delete()
+            MinuteCount.objects.using(self.using).bulk_create(rows, batch_size=ROLLUP_INSERT_BATCH)
+        return True
+
+    def finished_rows(
+        self, start: datetime, end: datetime | None, bucket: str, by: tuple[str, ...]
+    ) -> Iterable[Mapping[str, Any]]:
+        """The task rows finished in [start, end), counted per `bucket` and the `by` columns
+        and status (on the finished_at index)."""
+        rows = self.task_rows().finished().filter(finished_at__gte=start)
+        if end is not None:
+            rows = rows.filter(finished_at__lt=end)
+        wait = ExpressionWrapper(
+            F("last_attempted_at") - F("available_after"), output_field=DurationField()
+        )
+        counted: Iterable[Mapping[str, Any]] = (
+            # In UTC: MariaDB/MySQL converts other zones only with its time zone tables loaded.
+            rows.alias(wait=wait)
+            .annotate(bucket=Trunc("finished_at", bucket, tzinfo=UTC))
+            .values("bucket", *by, "status")
+            .annotate(**task_counts())
+            .order_by()
+        )
+        return counted
+
+    def rolled_rows(
+        self, start: datetime, end: datetime, bucket: str
+    ) -> Iterable[Mapping[str, Any]]:
+        """The rolled-up minutes in [start, end), summed per `bucket`, task path and status."""
+        summed: Iterable[Mapping[str, Any]] = (
+            MinuteCount.objects.using(self.using)
+            .filter(backend_name=self.backend_name, minute__gte=start, minute__lt=end)
+            .annotate(bucket=Trunc("minute", bucket, tzinfo=UTC))
+            .values("bucket", "task_path", "status")
+            .annotate(**{f"sum_{name}": Sum(name) for name in COUNTED})
+            .order_by()
+        )
+        return summed
+
+    def activity(self, *, since: timedelta, bucket: str, top: int) -> Activity:
+        if bucket not in ("minute", "hour"):
+            raise ValueError(f"bucket must be 'minute' or 'hour', got {bucket!r}")
+        now = self.database_now()
+        start = floor_minute(now - since)
+        marks = RollupMark.objects.using(self.using).filter(backend_name=self.backend_name)
+        mark = marks.values_list("rolled_until", flat=True).first() or start
+        rows = [
+            *self.rolled_rows(start, max(mark, start), bucket),
+            *self.finished_rows(max(mark, start), None, bucket, ("task_path",)),
+        ]
+        return summarise(now, rows, top=top)
+
+
+def summarise(now: datetime, rows: Iterable[Mapping[str, Any]], *, top: int) -> Activity:
+    """Rows of COUNTED sums per bucket, task path and status, as the dashboard's Activity."""
+    finished: dict[tuple[datetime, str], int] = defaultdict(int)
+    waited: dict[datetime, list[int]] = defaultdict(lambda: [0] * (1 + len(WAIT_COLUMNS)))
+    failing: dict[str, int] = defaultdict(int)
+    for row in rows:
+        start, status = row["bucket"], row["status"]
+        if start is None:
+            continue
+        finished[start, status] += int(row["sum_count"])
+        sums = waited[start]
+        for i, name in enumerate(COUNTED[1:]):
+            sums[i] += int(row[f"sum_{name}"] or 0)
+        if status == TaskResultStatus.FAILED:
+            failing[row["task_path"]] += int(row["sum_count"])
+    return Activity(
+        now=now,
+        finished=[(start, status, n) for (start, status), n in sorted(finished.items())],
+        waits=[
+            WaitCounts(start, sums[0], tuple(sums[1:])) for start, sums in sorted(waited.items())
+        ],
+        failing=sorted(failing.items(), key=lambda item: (-item[1], item[0]))[:top],
+    )
