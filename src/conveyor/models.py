@@ -317,6 +317,9 @@ class MinuteCount(models.Model):
     id = models.BigAutoField(primary_key=True)
     backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
     minute = models.DateTimeField()
+    # The minute's hour, so that the day's chart groups by a column, not by a function of it
+    # (which SQLite computes in Python, row by row).
+    hour = models.DateTimeField()
     queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
     task_path = models.CharField(max_length=255)
     status = models.CharField(max_length=10, choices=TaskResultStatus.choices)

@@ -132,9 +132,11 @@ def test_a_minute_rolled_up_again_is_replaced_not_added_to(backend: DatabaseBack
 def test_roll_up_deletes_minutes_older_than_it_keeps(backend: DatabaseBackend) -> None:
     store = backend.store
     finished_ago(store, 5)
+    minute = ago(hours=3).replace(second=0, microsecond=0)
     MinuteCount.objects.create(
         backend_name=store.backend_name,
-        minute=ago(hours=3).replace(second=0, microsecond=0),
+        minute=minute,
+        hour=minute.replace(minute=0),
         queue_name="default",
         task_path="tests.tasksapp.tasks.add",
         status="SUCCESSFUL",

@@ -28,6 +28,7 @@ class Migration(migrations.Migration):
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("backend_name", models.CharField(max_length=32)),
                 ("minute", models.DateTimeField()),
+                ("hour", models.DateTimeField()),
                 ("queue_name", models.CharField(max_length=64)),
                 ("task_path", models.CharField(max_length=255)),
                 (

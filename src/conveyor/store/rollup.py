@@ -60,6 +60,7 @@ class Rollup(EngineCore):
             MinuteCount(
                 backend_name=self.backend_name,
                 minute=row["bucket"],
+                hour=row["bucket"].replace(minute=0),
                 queue_name=row["queue_name"],
                 task_path=row["task_path"],
                 status=row["status"],
@@ -133,7 +134,7 @@ class Rollup(EngineCore):
         summed: Iterable[Mapping[str, Any]] = (
             MinuteCount.objects.using(self.using)
             .filter(backend_name=self.backend_name, minute__gte=start, minute__lt=end)
-            .annotate(bucket=Trunc("minute", bucket, tzinfo=UTC))
+            .annotate(bucket=F(bucket))
             .values("bucket", "task_path", "status")
             .annotate(**{f"sum_{name}": Sum(name) for name in COUNTED})
             .order_by()
