@@ -170,15 +170,17 @@ def fill(rows: int, days: float) -> None:
                 FILL_SQLITE if vendor == "sqlite" else FILL_MARIADB.replace("{rows}", str(rows))
             )
             cursor.execute(statement, {"rows": rows, "names": json.dumps(TASK_NAMES), "days": days})
-    with connection.cursor() as cursor:
-        cursor.execute(
-            {"postgresql": "VACUUM ANALYZE conveyor_task", "sqlite": "ANALYZE"}.get(
-                vendor, "ANALYZE TABLE conveyor_task"
-            )
-        )
-        if vendor == "mysql":
-            cursor.fetchall()
+    analyze("conveyor_task")
     print(f"Filled in {time.monotonic() - started:.0f}s.")
+
+
+def analyze(table: str) -> None:
+    """Refresh the planner's statistics of a table."""
+    statement = {"postgresql": "VACUUM ANALYZE {}", "sqlite": "ANALYZE {}"}
+    with connection.cursor() as cursor:
+        cursor.execute(statement.get(connection.vendor, "ANALYZE TABLE {}").format(table))
+        if connection.vendor == "mysql":
+            cursor.fetchall()
 
 
 def roll_up(store: Engine) -> None:
@@ -192,6 +194,7 @@ def roll_up(store: Engine) -> None:
         if rolled < ROLLUP_BATCH_MINUTES:
             break
     rows = MinuteCount.objects.count()
+    analyze("conveyor_minute")  # as autovacuum would soon after
     print(
         f"Rolled up {minutes:,} minutes into {rows:,} rows in {time.monotonic() - started:.1f}s"
         f" (slowest batch of {ROLLUP_BATCH_MINUTES} minutes: {slowest * 1000:.0f} ms)"

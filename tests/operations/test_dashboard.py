@@ -95,7 +95,24 @@ def test_the_dashboard_reads_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         page(admin_client_as_superuser)
     reads = [q["sql"] for q in queries.captured_queries if "conveyor_" in q["sql"]]
-    assert len(reads) == 6, reads  # activity: 3; gauges: 2; workers: 1
+    # activity: 4 (the rollup's mark and minutes, the rows finished since, the failed ones by
+    # path); gauges: 2; workers: 1
+    assert len(reads) == 7, reads
+
+
+def test_the_dashboard_shows_rolled_up_minutes_after_their_tasks_are_purged(
+    admin_client_as_superuser: Client, backend: DatabaseBackend
+) -> None:
+    store = backend.store
+    row = fail_once(store)
+    TaskRecord.objects.filter(pk=row.pk).update(finished_at=ago(minutes=10))
+    store.roll_up(lag=timedelta(minutes=1), keep=timedelta(days=2), limit=10_000)
+    store.purge(finished=True, older_than=timedelta(0))
+
+    html = page(admin_client_as_superuser)
+
+    assert [t.split(": ", 1)[1] for t in rect_titles(html)] == ["1 failed"]
+    assert "1 failed" in html.split('id="failing"')[1]
 
 
 def test_unknown_windows_and_backends_are_not_found(admin_client_as_superuser: Client) -> None:

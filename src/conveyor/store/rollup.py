@@ -16,7 +16,17 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
+from django.db.models import (
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Trunc
 
 from conveyor.columns import WAIT_BUCKETS_MS, wait_column
@@ -36,14 +46,43 @@ def floor_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
-def task_counts() -> dict[str, Count]:
-    """The counts of COUNTED over task rows that have a `wait` alias."""
-    waited = Q(last_attempted_at__isnull=False)
-    within = {
-        f"sum_{column}": Count("pk", filter=waited & Q(wait__lte=timedelta(milliseconds=bound)))
-        for column, bound in zip(WAIT_COLUMNS, WAIT_BUCKETS_MS, strict=True)
-    }
-    return {"sum_count": Count("pk"), "sum_waited": Count("pk", filter=waited), **within}
+def wait_bucket() -> Case:
+    """The index in WAIT_BUCKETS_MS of the first bound a task's wait is within (past the
+    last: its length; -1: never ran), for task rows that have a `wait` alias. One CASE per
+    row, evaluated up to the first bound that holds, rather than one count per bound."""
+    within = [
+        When(wait__lte=timedelta(milliseconds=bound), then=Value(index))
+        for index, bound in enumerate(WAIT_BUCKETS_MS)
+    ]
+    return Case(
+        When(last_attempted_at__isnull=True, then=Value(-1)),
+        *within,
+        default=Value(len(WAIT_BUCKETS_MS)),
+        output_field=IntegerField(),
+    )
+
+
+def cumulative(rows: Iterable[Mapping[str, Any]], by: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows counted per bucket, `by`, status and wait bucket, as sums of COUNTED per bucket,
+    `by` and status (the form of a rolled-up minute)."""
+    summed: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["bucket"], *(row[name] for name in by), row["status"])
+        sums = summed.get(key)
+        if sums is None:
+            sums = summed[key] = {
+                "bucket": row["bucket"],
+                **{name: row[name] for name in by},
+                "status": row["status"],
+                **{f"sum_{name}": 0 for name in COUNTED},
+            }
+        n, index = row["n"], row["wait_bucket"]
+        sums["sum_count"] += n
+        if index >= 0:
+            sums["sum_waited"] += n
+            for column in WAIT_COLUMNS[index:]:
+                sums[f"sum_{column}"] += n
+    return list(summed.values())
 
 
 class Rollup(EngineCore):
@@ -117,15 +156,15 @@ class Rollup(EngineCore):
         wait = ExpressionWrapper(
             F("last_attempted_at") - F("available_after"), output_field=DurationField()
         )
-        counted: Iterable[Mapping[str, Any]] = (
+        counted = (
             # In UTC: MariaDB/MySQL converts other zones only with its time zone tables loaded.
             rows.alias(wait=wait)
-            .annotate(bucket=Trunc("finished_at", bucket, tzinfo=UTC))
-            .values("bucket", *by, "status")
-            .annotate(**task_counts())
+            .annotate(bucket=Trunc("finished_at", bucket, tzinfo=UTC), wait_bucket=wait_bucket())
+            .values("bucket", *by, "status", "wait_bucket")
+            .annotate(n=Count("pk"))
             .order_by()
         )
-        return counted
+        return cumulative(counted, by)
 
     def rolled_rows(
         self, start: datetime, end: datetime, bucket: str
@@ -148,15 +187,32 @@ class Rollup(EngineCore):
         start = floor_minute(now - since)
         marks = RollupMark.objects.using(self.using).filter(backend_name=self.backend_name)
         mark = marks.values_list("rolled_until", flat=True).first() or start
+        since_mark = max(mark, start)
         rows = [
-            *self.rolled_rows(start, max(mark, start), bucket),
-            *self.finished_rows(max(mark, start), None, bucket, ("task_path",)),
+            *self.rolled_rows(start, since_mark, bucket),
+            # Not by task path: sorting every row of a window by text costs more than the
+            # count; the failed ones are counted by path apart.
+            *self.finished_rows(since_mark, None, bucket, ()),
         ]
-        return summarise(now, rows, top=top)
+        failed = (
+            self.task_rows()
+            .filter(status=TaskResultStatus.FAILED, finished_at__gte=since_mark)
+            .values_list("task_path")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        return summarise(now, rows, failed, top=top)
 
 
-def summarise(now: datetime, rows: Iterable[Mapping[str, Any]], *, top: int) -> Activity:
-    """Rows of COUNTED sums per bucket, task path and status, as the dashboard's Activity."""
+def summarise(
+    now: datetime,
+    rows: Iterable[Mapping[str, Any]],
+    failed: Iterable[tuple[str, int]],
+    *,
+    top: int,
+) -> Activity:
+    """Rows of COUNTED sums per bucket and status (and task path, where they have one), and
+    failed tasks per path besides, as the dashboard's Activity."""
     finished: dict[tuple[datetime, str], int] = defaultdict(int)
     waited: dict[datetime, list[int]] = defaultdict(lambda: [0] * (1 + len(WAIT_COLUMNS)))
     failing: dict[str, int] = defaultdict(int)
@@ -168,8 +224,10 @@ def summarise(now: datetime, rows: Iterable[Mapping[str, Any]], *, top: int) -> 
         sums = waited[start]
         for i, name in enumerate(COUNTED[1:]):
             sums[i] += int(row[f"sum_{name}"] or 0)
-        if status == TaskResultStatus.FAILED:
+        if status == TaskResultStatus.FAILED and "task_path" in row:
             failing[row["task_path"]] += int(row["sum_count"])
+    for path, n in failed:
+        failing[path] += n
     return Activity(
         now=now,
         finished=[(start, status, n) for (start, status), n in sorted(finished.items())],
