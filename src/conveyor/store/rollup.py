@@ -146,20 +146,23 @@ class Rollup(EngineCore):
         return True
 
     def finished_rows(
-        self, start: datetime, end: datetime | None, bucket: str, by: tuple[str, ...]
+        self, start: datetime, end: datetime, bucket: str, by: tuple[str, ...]
     ) -> Iterable[Mapping[str, Any]]:
-        """The task rows finished in [start, end), counted per `bucket` and the `by` columns
-        and status (on the finished_at index)."""
-        rows = self.task_rows().finished().filter(finished_at__gte=start)
-        if end is not None:
-            rows = rows.filter(finished_at__lt=end)
+        """The task rows finished in [start, end), counted per `bucket`, the `by` columns and
+        status (on the finished_at index); `by` may name `failed_path`, the task path of
+        failed tasks (NULL for the others)."""
+        rows = self.task_rows().finished().filter(finished_at__gte=start, finished_at__lt=end)
         wait = ExpressionWrapper(
             F("last_attempted_at") - F("available_after"), output_field=DurationField()
         )
         counted = (
             # In UTC: MariaDB/MySQL converts other zones only with its time zone tables loaded.
             rows.alias(wait=wait)
-            .annotate(bucket=Trunc("finished_at", bucket, tzinfo=UTC), wait_bucket=wait_bucket())
+            .annotate(
+                bucket=Trunc("finished_at", bucket, tzinfo=UTC),
+                wait_bucket=wait_bucket(),
+                failed_path=Case(When(status=TaskResultStatus.FAILED, then=F("task_path"))),
+            )
             .values("bucket", *by, "status", "wait_bucket")
             .annotate(n=Count("pk"))
             .order_by()
@@ -191,28 +194,17 @@ class Rollup(EngineCore):
         rows = [
             *self.rolled_rows(start, since_mark, bucket),
             # Not by task path: sorting every row of a window by text costs more than the
-            # count; the failed ones are counted by path apart.
-            *self.finished_rows(since_mark, None, bucket, ()),
+            # count (and on SQLite, grouping by a plain column scans its index instead of the
+            # window's rows); the failed ones by path only.
+            # Bounded above too: SQLite reads a one-sided range by another index.
+            *self.finished_rows(since_mark, now + MINUTE, bucket, ("failed_path",)),
         ]
-        failed = (
-            self.task_rows()
-            .filter(status=TaskResultStatus.FAILED, finished_at__gte=since_mark)
-            .values_list("task_path")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        return summarise(now, rows, failed, top=top)
+        return summarise(now, rows, top=top)
 
 
-def summarise(
-    now: datetime,
-    rows: Iterable[Mapping[str, Any]],
-    failed: Iterable[tuple[str, int]],
-    *,
-    top: int,
-) -> Activity:
-    """Rows of COUNTED sums per bucket and status (and task path, where they have one), and
-    failed tasks per path besides, as the dashboard's Activity."""
+def summarise(now: datetime, rows: Iterable[Mapping[str, Any]], *, top: int) -> Activity:
+    """Rows of COUNTED sums per bucket, status and task path (`task_path`, or `failed_path`
+    for failed tasks only), as the dashboard's Activity."""
     finished: dict[tuple[datetime, str], int] = defaultdict(int)
     waited: dict[datetime, list[int]] = defaultdict(lambda: [0] * (1 + len(WAIT_COLUMNS)))
     failing: dict[str, int] = defaultdict(int)
@@ -224,10 +216,8 @@ def summarise(
         sums = waited[start]
         for i, name in enumerate(COUNTED[1:]):
             sums[i] += int(row[f"sum_{name}"] or 0)
-        if status == TaskResultStatus.FAILED and "task_path" in row:
-            failing[row["task_path"]] += int(row["sum_count"])
-    for path, n in failed:
-        failing[path] += n
+        if status == TaskResultStatus.FAILED:
+            failing[row.get("task_path") or row["failed_path"]] += int(row["sum_count"])
     return Activity(
         now=now,
         finished=[(start, status, n) for (start, status), n in sorted(finished.items())],
