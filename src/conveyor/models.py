@@ -310,12 +310,15 @@ class RateWindow(models.Model):
 
 
 class MinuteCount(models.Model):
-    """The tasks of one backend that finished in one minute, per queue, task path and final
-    status, and how long they waited: the dashboard's history, rolled up from the task rows
-    by the worker's maintenance (conveyor.worker.rollup) and kept after they are purged."""
+    """The tasks of one backend that finished in one minute (or hour), per queue, task path
+    and final status, and how long they waited: the dashboard's history, rolled up from the
+    task rows by the worker's maintenance (conveyor.worker.rollup), kept after their purge."""
 
     id = models.BigAutoField(primary_key=True)
     backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    # 1: the row counts one minute; 60: a whole hour (the sum of its minutes, written once the
+    # hour is rolled up), so the day's chart reads 24 rows per path, not 1,440.
+    span_minutes = models.PositiveSmallIntegerField(default=1)
     minute = models.DateTimeField()
     # The minute's hour, so that the day's chart groups by a column, not by a function of it
     # (which SQLite computes in Python, row by row).
@@ -346,9 +349,16 @@ class MinuteCount(models.Model):
         db_table = "conveyor_minute"
         verbose_name = "finished per minute"
         constraints = (
-            # Also the dashboard's index: a window's minutes of one backend.
+            # Also the dashboard's index: a window's minutes (or hours) of one backend.
             models.UniqueConstraint(
-                fields=["backend_name", "minute", "queue_name", "task_path", "status"],
+                fields=[
+                    "backend_name",
+                    "span_minutes",
+                    "minute",
+                    "queue_name",
+                    "task_path",
+                    "status",
+                ],
                 name="conveyor_minute_key",
             ),
         )

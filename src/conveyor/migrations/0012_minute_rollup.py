@@ -27,6 +27,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(primary_key=True, serialize=False)),
                 ("backend_name", models.CharField(max_length=32)),
+                ("span_minutes", models.PositiveSmallIntegerField(default=1)),
                 ("minute", models.DateTimeField()),
                 ("hour", models.DateTimeField()),
                 ("queue_name", models.CharField(max_length=64)),
@@ -65,7 +66,14 @@ class Migration(migrations.Migration):
                 "db_table": "conveyor_minute",
                 "constraints": [
                     models.UniqueConstraint(
-                        fields=("backend_name", "minute", "queue_name", "task_path", "status"),
+                        fields=(
+                            "backend_name",
+                            "span_minutes",
+                            "minute",
+                            "queue_name",
+                            "task_path",
+                            "status",
+                        ),
                         name="conveyor_minute_key",
                     )
                 ],

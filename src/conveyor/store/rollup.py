@@ -23,6 +23,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Q,
     Sum,
     Value,
     When,
@@ -36,6 +37,7 @@ from conveyor.store.core import EngineCore
 from conveyor.store.values import Activity, WaitCounts
 
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 WAIT_COLUMNS = tuple(wait_column(bound) for bound in WAIT_BUCKETS_MS)
 # What a rollup row counts, summed over rows (sums are prefixed: MinuteCount has the names).
 COUNTED = ("count", "waited", *WAIT_COLUMNS)
@@ -140,10 +142,45 @@ class Rollup(EngineCore):
             if marks.filter(rolled_until=mark).update(rolled_until=end) != 1:
                 return False  # another worker rolled these minutes up
             # Replaced, never added to: a minute rolled up again is not counted twice.
-            minutes.filter(minute__gte=start, minute__lt=end).delete()
+            minutes.filter(span_minutes=1, minute__gte=start, minute__lt=end).delete()
             minutes.filter(minute__lt=oldest).delete()
             MinuteCount.objects.using(self.using).bulk_create(rows, batch_size=ROLLUP_INSERT_BATCH)
+            self.write_hours(start, end)
         return True
+
+    def write_hours(self, start: datetime, end: datetime) -> None:
+        """Replace the hour rows of the hours that end in (start, end] with the sums of their
+        minutes' rows."""
+        hours = []
+        hour = start.replace(minute=0)
+        while hour + HOUR <= end:
+            if hour + HOUR > start:
+                hours.append(hour)
+            hour += HOUR
+        if not hours:
+            return
+        minutes = MinuteCount.objects.using(self.using).filter(backend_name=self.backend_name)
+        sums: Iterable[Mapping[str, Any]] = (
+            minutes.filter(span_minutes=1, hour__in=hours)
+            .values("hour", "queue_name", "task_path", "status")
+            .annotate(**{f"sum_{name}": Sum(name) for name in COUNTED})
+            .order_by()
+        )
+        rows = [
+            MinuteCount(
+                backend_name=self.backend_name,
+                span_minutes=60,
+                minute=row["hour"],
+                hour=row["hour"],
+                queue_name=row["queue_name"],
+                task_path=row["task_path"],
+                status=row["status"],
+                **{name: int(row[f"sum_{name}"]) for name in COUNTED},
+            )
+            for row in sums
+        ]
+        minutes.filter(span_minutes=60, minute__in=hours).delete()
+        MinuteCount.objects.using(self.using).bulk_create(rows, batch_size=ROLLUP_INSERT_BATCH)
 
     def finished_rows(
         self, start: datetime, end: datetime, bucket: str, by: tuple[str, ...]
@@ -172,10 +209,17 @@ class Rollup(EngineCore):
     def rolled_rows(
         self, start: datetime, end: datetime, bucket: str
     ) -> Iterable[Mapping[str, Any]]:
-        """The rolled-up minutes in [start, end), summed per `bucket`, task path and status."""
+        """The rolled-up minutes in [start, end), summed per `bucket`, task path and status;
+        per hour, whole hours from their hour rows."""
+        within = Q(span_minutes=1, minute__gte=start, minute__lt=end)
+        if bucket == "hour":
+            boundary = max(end.replace(minute=0), start)
+            within = Q(
+                span_minutes=60, minute__gte=start.replace(minute=0), minute__lt=boundary
+            ) | Q(span_minutes=1, minute__gte=boundary, minute__lt=end)
         summed: Iterable[Mapping[str, Any]] = (
             MinuteCount.objects.using(self.using)
-            .filter(backend_name=self.backend_name, minute__gte=start, minute__lt=end)
+            .filter(within, backend_name=self.backend_name)
             .annotate(bucket=F(bucket))
             .values("bucket", "task_path", "status")
             .annotate(**{f"sum_{name}": Sum(name) for name in COUNTED})
