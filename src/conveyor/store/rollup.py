@@ -20,6 +20,7 @@ from django.db.models import (
     Case,
     Count,
     DurationField,
+    Expression,
     ExpressionWrapper,
     F,
     IntegerField,
@@ -189,12 +190,9 @@ class Rollup(EngineCore):
         status (on the finished_at index); `by` may name `failed_path`, the task path of
         failed tasks (NULL for the others)."""
         rows = self.task_rows().finished().filter(finished_at__gte=start, finished_at__lt=end)
-        wait = ExpressionWrapper(
-            F("last_attempted_at") - F("available_after"), output_field=DurationField()
-        )
         counted = (
             # In UTC: MariaDB/MySQL converts other zones only with its time zone tables loaded.
-            rows.alias(wait=wait)
+            rows.alias(wait=self.wait_expression())
             .annotate(
                 bucket=Trunc("finished_at", bucket, tzinfo=UTC),
                 wait_bucket=wait_bucket(),
@@ -205,6 +203,12 @@ class Rollup(EngineCore):
             .order_by()
         )
         return cumulative(counted, by)
+
+    def wait_expression(self) -> Expression:
+        """A task's wait, from due to the start of its last attempt, as a duration."""
+        return ExpressionWrapper(
+            F("last_attempted_at") - F("available_after"), output_field=DurationField()
+        )
 
     def rolled_rows(
         self, start: datetime, end: datetime, bucket: str
