@@ -307,3 +307,75 @@ class RateWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} from {self.window_start}: {self.count}"
+
+
+class MinuteCount(models.Model):
+    """The tasks of one backend that finished in one minute (or hour), per queue, task path
+    and final status, and how long they waited: the dashboard's history, rolled up from the
+    task rows by the worker's maintenance (conveyor.worker.rollup), kept after their purge."""
+
+    id = models.BigAutoField(primary_key=True)
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH)
+    # 1: the row counts one minute; 60: a whole hour (the sum of its minutes, written once the
+    # hour is rolled up), so the day's chart reads 24 rows per path, not 1,440.
+    span_minutes = models.PositiveSmallIntegerField(default=1)
+    minute = models.DateTimeField()
+    # The minute's hour, so that the day's chart groups by a column, not by a function of it
+    # (which SQLite computes in Python, row by row).
+    hour = models.DateTimeField()
+    queue_name = models.CharField(max_length=QUEUE_NAME_MAX_LENGTH)
+    task_path = models.CharField(max_length=255)
+    status = models.CharField(max_length=10, choices=TaskResultStatus.choices)
+    count = models.PositiveIntegerField(default=0)
+    # Those that ran (a task cancelled before it started has no wait), and of them, how many
+    # waited at most each bound of conveyor.columns.WAIT_BUCKETS_MS (cumulative, so they sum).
+    waited = models.PositiveIntegerField(default=0)
+    wait_le_10ms = models.PositiveIntegerField(default=0)
+    wait_le_50ms = models.PositiveIntegerField(default=0)
+    wait_le_100ms = models.PositiveIntegerField(default=0)
+    wait_le_250ms = models.PositiveIntegerField(default=0)
+    wait_le_500ms = models.PositiveIntegerField(default=0)
+    wait_le_1000ms = models.PositiveIntegerField(default=0)
+    wait_le_2500ms = models.PositiveIntegerField(default=0)
+    wait_le_5000ms = models.PositiveIntegerField(default=0)
+    wait_le_10000ms = models.PositiveIntegerField(default=0)
+    wait_le_30000ms = models.PositiveIntegerField(default=0)
+    wait_le_60000ms = models.PositiveIntegerField(default=0)
+    wait_le_300000ms = models.PositiveIntegerField(default=0)
+    wait_le_900000ms = models.PositiveIntegerField(default=0)
+    wait_le_3600000ms = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "conveyor_minute"
+        verbose_name = "finished per minute"
+        constraints = (
+            # Also the dashboard's index: a window's minutes (or hours) of one backend.
+            models.UniqueConstraint(
+                fields=[
+                    "backend_name",
+                    "span_minutes",
+                    "minute",
+                    "queue_name",
+                    "task_path",
+                    "status",
+                ],
+                name="conveyor_minute_key",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.minute} {self.task_path} {self.status}: {self.count}"
+
+
+class RollupMark(models.Model):
+    """How far a backend's finished tasks are rolled up into conveyor_minute: every minute
+    before `rolled_until` is there, and none after it."""
+
+    backend_name = models.CharField(max_length=BACKEND_NAME_MAX_LENGTH, primary_key=True)
+    rolled_until = models.DateTimeField()
+
+    class Meta:
+        db_table = "conveyor_rollup_mark"
+
+    def __str__(self) -> str:
+        return f"{self.backend_name} until {self.rolled_until}"

@@ -23,7 +23,9 @@ from conveyor.models import (
     Attempt,
     Error,
     Lease,
+    MinuteCount,
     PausedQueue,
+    RollupMark,
     ScheduleTick,
     TaskRecord,
     WorkerRecord,
@@ -204,7 +206,17 @@ def test_admin_actions() -> None:
 
 MODELS = {
     m.__name__: m
-    for m in (TaskRecord, Attempt, Error, WorkerRecord, Lease, ScheduleTick, PausedQueue)
+    for m in (
+        TaskRecord,
+        Attempt,
+        Error,
+        WorkerRecord,
+        Lease,
+        ScheduleTick,
+        PausedQueue,
+        MinuteCount,
+        RollupMark,
+    )
 }
 
 

@@ -11,10 +11,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from conveyor.admin.charts import nice_top
-from conveyor.admin.dashboard import WINDOWS, percentile
+from conveyor.admin.dashboard import WINDOWS
 from conveyor.backend import DatabaseBackend
+from conveyor.columns import WAIT_BUCKETS_MS
 from conveyor.models import TaskRecord
-from conveyor.store import QueueFilter
+from conveyor.store import QueueFilter, WaitCounts
 from tests.factories import ago, claim_all, enqueue, later
 from tests.operations.helpers import fail_once, succeed_once
 
@@ -94,7 +95,24 @@ def test_the_dashboard_reads_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         page(admin_client_as_superuser)
     reads = [q["sql"] for q in queries.captured_queries if "conveyor_" in q["sql"]]
-    assert len(reads) == 6, reads  # activity: 3; gauges: 2; workers: 1
+    # activity: 3 (the rollup's mark, its minutes, the rows finished since); gauges: 2;
+    # workers: 1
+    assert len(reads) == 6, reads
+
+
+def test_the_dashboard_shows_rolled_up_minutes_after_their_tasks_are_purged(
+    admin_client_as_superuser: Client, backend: DatabaseBackend
+) -> None:
+    store = backend.store
+    row = fail_once(store)
+    TaskRecord.objects.filter(pk=row.pk).update(finished_at=ago(minutes=10))
+    store.roll_up(lag=timedelta(minutes=1), keep=timedelta(days=2), limit=10_000)
+    store.purge(finished=True, older_than=timedelta(0))
+
+    html = page(admin_client_as_superuser)
+
+    assert [t.split(": ", 1)[1] for t in rect_titles(html)] == ["1 failed"]
+    assert "1 failed" in html.split('id="failing"')[1]
 
 
 def test_unknown_windows_and_backends_are_not_found(admin_client_as_superuser: Client) -> None:
@@ -108,10 +126,14 @@ def test_the_changelist_links_to_the_dashboard(admin_client_as_superuser: Client
 
 
 @pytest.mark.any_database
-def test_percentiles_are_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert (percentile(values, 0.5), percentile(values, 0.95)) == (50.0, 95.0)
-    assert percentile([7.0], 0.95) == 7.0
+def test_wait_percentiles_are_nearest_rank_to_the_bound_of_their_bucket() -> None:
+    # 100 tasks: 50 waited at most 10 ms, 45 more at most 1 s, the last 5 over an hour.
+    within = tuple(50 if bound < 1_000 else 95 for bound in WAIT_BUCKETS_MS)
+    counts = WaitCounts(datetime(2026, 12, 1, tzinfo=UTC), 100, within)
+    assert counts.percentile(0.5) == timedelta(milliseconds=10)
+    assert counts.percentile(0.95) == timedelta(seconds=1)
+    assert counts.percentile(0.99) == timedelta(hours=1)  # beyond the last bound: the bound
+    assert WaitCounts(counts.start, 0, (0,) * len(WAIT_BUCKETS_MS)).percentile(0.5) is None
 
 
 @pytest.mark.any_database

@@ -2,12 +2,12 @@
 tasks wait, who is working?" over the last hour or day, with charts drawn on the server.
 
 Everything is read through the store (Engine.activity, gauges and workers): a few queries
-on the indexes of finished and ready rows, whatever the size of the history.
+on the per-minute rollup, the last minutes' finished rows and the ready rows, whatever the
+size of the history.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,10 +20,8 @@ from django.template.response import TemplateResponse
 from conveyor.admin import charts, display
 from conveyor.backend import DatabaseBackend
 from conveyor.backends import conveyor_backends
-from conveyor.store import Activity
+from conveyor.store import Activity, WaitCounts
 
-# Waits are read for at most this many of the latest finished tasks of the window.
-WAIT_SAMPLE = 5000
 # The failing tasks listed.
 FAILING_TOP = 10
 
@@ -56,12 +54,6 @@ WINDOWS = {
 }
 
 
-def percentile(ordered: list[float], fraction: float) -> float:
-    """The nearest-rank percentile of sorted values."""
-    rank = math.ceil(round(fraction * len(ordered), 9))  # 0.95 * 100 is 95.00000000000001
-    return ordered[min(max(rank, 1), len(ordered)) - 1]
-
-
 def finished_series(activity: Activity, starts: list[datetime]) -> list[charts.Series]:
     index = {start: i for i, start in enumerate(starts)}
     counts = {status: [0.0] * len(starts) for status in ("SUCCESSFUL", "FAILED")}
@@ -75,25 +67,22 @@ def finished_series(activity: Activity, starts: list[datetime]) -> list[charts.S
     ]
 
 
-def wait_series(activity: Activity, window: Window, starts: list[datetime]) -> list[charts.Series]:
-    """p50 and p95 of the sampled waits, per bucket of their tasks' finish."""
-    per_bucket: list[list[float]] = [[] for _ in starts]
-    first = starts[0]
-    for finished_at, wait in activity.waits:
-        position = int((finished_at.astimezone(UTC) - first) / window.step)
-        if 0 <= position < len(starts):
-            per_bucket[position].append(wait.total_seconds())
-    for values in per_bucket:
-        values.sort()
+def wait_series(activity: Activity, starts: list[datetime]) -> list[charts.Series]:
+    """p50 and p95 of the waits of the tasks finished in each bucket, to their wait bucket."""
+    by_start = {counts.start.astimezone(UTC): counts for counts in activity.waits}
+    per_bucket = [by_start.get(start) for start in starts]
     return [
-        charts.Series(
-            name, css, [percentile(values, fraction) if values else None for values in per_bucket]
-        )
+        charts.Series(name, css, [wait_seconds(counts, fraction) for counts in per_bucket])
         for name, css, fraction in (
             ("p50", "conveyor-series--p50", 0.50),
             ("p95", "conveyor-series--p95", 0.95),
         )
     ]
+
+
+def wait_seconds(counts: WaitCounts | None, fraction: float) -> float | None:
+    value = None if counts is None else counts.percentile(fraction)
+    return None if value is None else value.total_seconds()
 
 
 def seconds(value: float) -> str:
@@ -103,13 +92,11 @@ def seconds(value: float) -> str:
 def dashboard_context(backend: DatabaseBackend, window: Window) -> dict[str, Any]:
     """What the page shows, read from the store of one backend."""
     store = backend.store
-    activity = store.activity(
-        since=window.since, bucket=window.bucket, sample=WAIT_SAMPLE, top=FAILING_TOP
-    )
+    activity = store.activity(since=window.since, bucket=window.bucket, top=FAILING_TOP)
     gauges = store.gauges()
     starts = window.starts(activity.now)
     finished = finished_series(activity, starts)
-    waits = wait_series(activity, window, starts)
+    waits = wait_series(activity, starts)
     workers = [
         (worker, activity.now - worker.last_heartbeat_at <= backend.config.worker_timeout)
         for worker in store.workers()
@@ -121,7 +108,9 @@ def dashboard_context(backend: DatabaseBackend, window: Window) -> dict[str, Any
         "finished_chart": charts.stacked_bars(
             starts, finished, label="Tasks finished by status", time_format=window.time_format
         ),
-        "wait_sampled": len(activity.waits),
+        "wait_counted": sum(
+            counts.waited for counts in activity.waits if counts.start.astimezone(UTC) >= starts[0]
+        ),
         "wait_chart": charts.lines(
             starts, waits, label="Wait p50 and p95", time_format=window.time_format, show=seconds
         ),

@@ -25,6 +25,7 @@ from conveyor.store.values import (
     RateState,
     RetryDecider,
     SlotState,
+    WaitCounts,
     Written,
 )
 
@@ -68,6 +69,7 @@ __all__ = [
     "RateState",
     "RetryDecider",
     "SlotState",
+    "WaitCounts",
     "WakeupSource",
     "Written",
     "store_for",

@@ -288,6 +288,17 @@ class Engine(Protocol):
         READY tasks enqueued and due that long ago (not finished); return how many."""
         ...
 
+    def roll_up(self, *, lag: timedelta, keep: timedelta, limit: int) -> int:
+        """Sum the tasks finished in the whole minutes after this backend's rollup mark, and
+        ended at least `lag` ago (a finish commits a little after its finished_at), per
+        minute, queue, task path and final status into the rollup, at most `limit` minutes,
+        oldest first; then move the mark past them. Starts no earlier than `keep` ago, and
+        deletes rolled-up minutes older than that. The minutes' rows are replaced, never
+        added to, and the mark moves by compare-and-set in the same transaction, so however
+        many workers roll up at once, a minute is counted once. Return how many minutes
+        were rolled up (0: up to date, or another worker moved the mark meanwhile)."""
+        ...
+
     # -- reading the state -------------------------------------------------------------------
     def database_now(self) -> datetime:
         """The database's clock."""
@@ -305,11 +316,12 @@ class Engine(Protocol):
         """Per queue and final status: tasks finished within `since`, and within a minute."""
         ...
 
-    def activity(self, *, since: timedelta, bucket: str, sample: int, top: int) -> Activity:
-        """Over the last `since` (database clock): tasks finished per `bucket` ("minute" or
-        "hour") and final status; the waits of the latest `sample` finished tasks; the `top`
-        task paths with the most FAILED tasks. Reads finished rows of the window only (the
-        finished_at index)."""
+    def activity(self, *, since: timedelta, bucket: str, top: int) -> Activity:
+        """Over the last `since` (database clock, from the start of its first minute): tasks
+        finished per `bucket` ("minute" or "hour") and final status, their waits per bucket
+        in the fixed buckets of WAIT_BUCKETS_MS, and the `top` task paths with the most
+        FAILED tasks. Reads the minutes before the rollup mark from the rollup (see roll_up),
+        and only the finished rows after it from the task table (the finished_at index)."""
         ...
 
     def gauges(self) -> Gauges:

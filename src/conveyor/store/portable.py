@@ -13,10 +13,11 @@ from conveyor.store.paused import PausedQueues
 from conveyor.store.reads import Reads
 from conveyor.store.registry import Registry
 from conveyor.store.retention import Retention
+from conveyor.store.rollup import Rollup
 from conveyor.store.schedules import Schedules
 
 
 class PortableEngine(
-    PausedQueues, Registry, Actions, Leases, Retention, Reads, Schedules, Metadata
+    PausedQueues, Registry, Actions, Leases, Retention, Rollup, Reads, Schedules, Metadata
 ):
     """Task state for one backend on one database (see conveyor.store.engine.Engine)."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.db.models import Count, Min, Q
-from django.db.models.functions import Now, Trunc
+from django.db.models.functions import Now
 
 from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.core import EngineCore
-from conveyor.store.values import Activity, DueCount, Gauges, QueueCount, QueueGauge
+from conveyor.store.values import DueCount, Gauges, QueueCount, QueueGauge
 
 RESULTS_CHUNK_SIZE = 500
 RECENT_MINUTE = timedelta(minutes=1)
@@ -81,40 +81,6 @@ class Reads(EngineCore):
         return [
             QueueCount(row["queue_name"], row["status"], row["n"], row["minute"]) for row in rows
         ]
-
-    def activity(self, *, since: timedelta, bucket: str, sample: int, top: int) -> Activity:
-        if bucket not in ("minute", "hour"):
-            raise ValueError(f"bucket must be 'minute' or 'hour', got {bucket!r}")
-        now = self.database_now()
-        window = self.task_rows().finished().filter(finished_at__gte=now - since)
-        per_bucket = (
-            # In UTC: MariaDB/MySQL converts other zones only with its time zone tables loaded.
-            window.annotate(bucket=Trunc("finished_at", bucket, tzinfo=UTC))
-            .values_list("bucket", "status")
-            .annotate(n=Count("pk"))
-            .order_by()
-        )
-        waits = (
-            window.filter(last_attempted_at__isnull=False)
-            .order_by("-finished_at")
-            .values_list("finished_at", "last_attempted_at", "available_after")[:sample]
-        )
-        failing = (
-            window.filter(status=TaskResultStatus.FAILED)
-            .values_list("task_path")
-            .annotate(n=Count("pk"))
-            .order_by("-n", "task_path")[:top]
-        )
-        return Activity(
-            now=now,
-            finished=[(start, status, n) for start, status, n in per_bucket if start is not None],
-            waits=[
-                (end, max(began - due, timedelta(0)))
-                for end, began, due in waits
-                if end is not None and began is not None
-            ],
-            failing=[(path, n) for path, n in failing],
-        )
 
     def gauges(self) -> Gauges:
         now = self.database_now()

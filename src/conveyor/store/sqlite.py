@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django.db import DatabaseError, OperationalError, transaction
+from django.db.models import DurationField, Expression, F, Func
 
 from conveyor.models import TaskRecord
 from conveyor.store.portable import PortableEngine
@@ -38,6 +39,17 @@ LOCKED_MESSAGES = ("database is locked", "database table is locked", "database i
 class SQLiteEngine(PortableEngine):
     vendor = "sqlite"
     now_sql = NOW
+
+    def wait_expression(self) -> Expression:
+        """See Rollup.wait_expression(): in microseconds, as SQLite holds durations. Django's
+        datetime subtraction calls Python for every row; julianday() is SQLite's own."""
+        return Func(
+            F("last_attempted_at"),
+            F("available_after"),
+            template="CAST(ROUND((julianday(%(expressions)s)) * 86400000000) AS INTEGER)",
+            arg_joiner=") - julianday(",
+            output_field=DurationField(),
+        )
 
     @contextmanager
     def write_transaction(self) -> Iterator[None]:

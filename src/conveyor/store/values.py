@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any, ClassVar
 
 from django.db.models import Q
 
+from conveyor.columns import WAIT_BUCKETS_MS
 from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store.statements import placeholders
@@ -216,15 +218,37 @@ class Gauges:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitCounts:
+    """How long the tasks finished in one time bucket waited, from due to the start of their
+    last attempt: how many waited at all, and how many at most each bound of
+    conveyor.columns.WAIT_BUCKETS_MS (cumulative)."""
+
+    start: datetime
+    waited: int
+    within: tuple[int, ...]
+
+    def percentile(self, fraction: float) -> timedelta | None:
+        """The nearest-rank percentile, as the bound of its bucket (the last bound when it
+        lies beyond); None when no task waited."""
+        if not self.waited:
+            return None
+        rank = max(math.ceil(round(fraction * self.waited, 9)), 1)  # 0.95 * 100 is 95.000...01
+        for bound_ms, count in zip(WAIT_BUCKETS_MS, self.within, strict=True):
+            if count >= rank:
+                return timedelta(milliseconds=bound_ms)
+        return timedelta(milliseconds=WAIT_BUCKETS_MS[-1])
+
+
+@dataclass(frozen=True, slots=True)
 class Activity:
     """What a backend's tasks did over a window, for the dashboard: finished tasks per time
-    bucket and final status, the waits of a sample of them, and the tasks failing most."""
+    bucket and final status, their waits per bucket, and the tasks failing most."""
 
     now: datetime
     # (bucket start, status, count), buckets truncated to the minute or the hour.
     finished: list[tuple[datetime, str, int]]
-    # (finished at, wait from due to the last attempt's start), newest first, capped.
-    waits: list[tuple[datetime, timedelta]]
+    # One per bucket with a finished task, oldest first.
+    waits: list[WaitCounts]
     # (task path, failed tasks), most first.
     failing: list[tuple[str, int]]
 

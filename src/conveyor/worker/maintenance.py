@@ -1,4 +1,5 @@
-"""Periodic upkeep that any live worker does: taking back tasks of lost workers, and retention."""
+"""Periodic upkeep that any live worker does: taking back tasks of lost workers, retention,
+and the dashboard's rollup."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from django.db import DatabaseError
 from conveyor.store import Engine, Written
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.retention import Retention
+from conveyor.worker.rollup import Rollup
 from conveyor.worker.service import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
 
 class Maintenance(BackgroundThread):
-    """Runs recovery (and, when due, retention) at start-up and then about every heartbeat
-    interval, in its own thread."""
+    """Runs recovery (and, when due, the rollup and retention) at start-up and then about
+    every heartbeat interval, in its own thread."""
 
     thread_name = "conveyor-maintenance"
 
@@ -36,6 +38,7 @@ class Maintenance(BackgroundThread):
         self.on_written = on_written
         self.health = health
         self.retention = Retention(store, worker_id, stopping=self.stopping)
+        self.rollup = Rollup(store, worker_id, stopping=self.stopping)
 
     def run(self) -> None:
         interval = self.store.options.heartbeat_interval.total_seconds()
@@ -51,6 +54,8 @@ class Maintenance(BackgroundThread):
             # Slots freed by a writer that died between its two transactions, or by purged
             # tasks, go to the tasks waiting for them.
             self.store.promote(self.store.waiting_keys())
+            # Before retention: a minute is summed before its tasks can be purged.
+            self.rollup.run_if_due()
             self.retention.run_if_due()
         except DatabaseError as exc:
             self.health.failed()
