@@ -226,6 +226,7 @@ class PostgreSQLEngine(PortableEngine):
         import psycopg  # the postgresql extra's driver; not imported on other databases
 
         connection = self.connection
+        connection.validate_thread_sharing()
         connection.ensure_connection()
         raw: Any = psycopg.Cursor(connection.connection)
         if connection.queries_logged:
