@@ -16,10 +16,12 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchmarks.cpu import CpuTrace
 from benchmarks.measurements import DRAIN_TIMEOUT_SECONDS, POLL_READY_SECONDS, Variant
 from benchmarks.processes import ROOT, BenchError, Workers
 from benchmarks.systems import System
@@ -127,8 +129,10 @@ class CeleryHarness:
         with Workers(worker_argvs(variant), self.env(system, results=results), log,
                      prefix=[]) as workers:  # fmt: skip
             started = time.perf_counter()
-            polls = self.wait_done(tally, count, workers, log)
+            cpu = CpuTrace(workers.pids)
+            polls = self.wait_done(tally, count, workers, log, cpu)
             seconds = time.perf_counter() - started
+            cpu.sample(force=True)
         first = tally.zrange("conveyor-bench:first", 0, 0, withscores=True)
         last = float(tally.get("conveyor-bench:last") or 0)
         self.driver(system, "reset")
@@ -143,18 +147,20 @@ class CeleryHarness:
         if first and last:
             result["startup_seconds"] = first[0][1] - since
             result["busy_seconds"] = last - first[0][1]
-        return result
+        started_at = datetime.fromtimestamp(first[0][1], UTC) if first else None
+        return {**result, **cpu.result(started_at, count)}
 
     def tally(self) -> Any:
         import redis  # type: ignore[import-not-found,unused-ignore]
 
         return redis.Redis.from_url(REDIS_URL)
 
-    def wait_done(self, tally: Any, count: int, workers: Workers, log: Path) -> int:
+    def wait_done(self, tally: Any, count: int, workers: Workers, log: Path, cpu: CpuTrace) -> int:
         deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
         polls = 0
         while int(tally.get("conveyor-bench:done") or 0) < count:
             polls += 1
+            cpu.sample()
             if not workers.alive():
                 raise BenchError(f"every worker exited before the drain ended; see {log}")
             if time.monotonic() > deadline:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import sqlcount
+from benchmarks.cpu import CpuTrace
 from benchmarks.databases import Server, Target
 from benchmarks.processes import BenchError, Workers, environment, manage, run_driver
 from benchmarks.profiling import Profiler
@@ -133,10 +134,12 @@ class Harness:
         ):
             started = time.perf_counter()
             watcher = on_start(workers) if on_start else None
+            cpu = CpuTrace(workers.pids)
             try:
-                polls = wait_drained(connection, system.table, workers, log)
+                polls = wait_drained(connection, system.table, workers, log, cpu)
             finally:
                 seconds = time.perf_counter() - started
+                cpu.sample(force=True)
                 if watcher is not None:
                     watcher.stop()
             first, last, ran = self.server.span(connection, system.table, since)
@@ -154,7 +157,7 @@ class Harness:
         if first and last:
             result["startup_seconds"] = (first - since).total_seconds()
             result["busy_seconds"] = (last - first).total_seconds()
-        return result
+        return {**result, **cpu.result(first, count)}
 
     def profiled_drain(
         self, system: System, variant: Variant, count: int, raw: Path
@@ -303,8 +306,11 @@ def exists(connection: Any, table: str, status: str) -> bool:
     return found
 
 
-def wait_drained(connection: Any, table: str, workers: Workers, log: Path) -> int:
-    """Poll until no task is READY or RUNNING; return the number of polls.
+def wait_drained(
+    connection: Any, table: str, workers: Workers, log: Path, cpu: CpuTrace | None = None
+) -> int:
+    """Poll until no task is READY or RUNNING, sampling the workers' CPU at each poll;
+    return the number of polls.
 
     Both questions are asked separately so that each can use an index on status (every
     system has one that serves READY; the RUNNING question is asked only at the end).
@@ -314,6 +320,8 @@ def wait_drained(connection: Any, table: str, workers: Workers, log: Path) -> in
     for status, interval in (("READY", POLL_READY_SECONDS), ("RUNNING", POLL_RUNNING_SECONDS)):
         while True:
             polls += 1
+            if cpu is not None:
+                cpu.sample()
             if not exists(connection, table, status):
                 break
             if not workers.alive():
@@ -324,5 +332,5 @@ def wait_drained(connection: Any, table: str, workers: Workers, log: Path) -> in
     # A task another worker held could have been handed back; ask once more.
     polls += 1
     if exists(connection, table, "READY"):
-        return polls + wait_drained(connection, table, workers, log)
+        return polls + wait_drained(connection, table, workers, log, cpu)
     return polls

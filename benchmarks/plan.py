@@ -240,6 +240,7 @@ class Run:
                     o.tasks,
                 )
                 entry.add(system.name, rate(found), found)
+                self.cpu_entry(vendor, variant, entry).add(system.name, cpu_per_task(found))
                 if found:
                     bulk.add(system.name, rate(found["bulk"]), found["bulk"])
                 if any(s.is_celery for s in systems):
@@ -252,9 +253,17 @@ class Run:
                         higher_is_better=True,
                     )
                     busy.add(system.name, busy_rate(found))
-                say(f"{vendor} {system.name} {variant.key} #{repeat + 1}: {rate_text(found)}")
+                cpu = cpu_per_task(found)
+                cpu_text = "" if cpu is None else f", {cpu:,.0f} µs CPU per task"
+                what = f"{vendor} {system.name} {variant.key} #{repeat + 1}"
+                say(f"{what}: {rate_text(found)}{cpu_text}")
             if self.runs_peers(repeat):
                 self.without_results(vendor, systems, variant, entry)
+
+    def cpu_entry(self, vendor: str, variant: Variant, drain: Entry) -> Entry:
+        """The row of a drain's worker CPU per task (user + system, start-up left out)."""
+        label = drain.label + ", worker CPU per task"
+        return self.entry(vendor, variant.key + "_cpu", label, "µs", higher_is_better=False)
 
     def without_results(
         self, vendor: str, systems: list[System], variant: Variant, kept: Entry
@@ -445,6 +454,12 @@ def rate(found: dict[str, Any] | None) -> float | None:
     if not found or not found.get("seconds"):
         return None
     return float(found["count"]) / float(found["seconds"])
+
+
+def cpu_per_task(found: dict[str, Any] | None) -> float | None:
+    """Microseconds of the workers' CPU per task, from the first start to the drain's end."""
+    value = found.get("cpu_us_per_task") if found else None
+    return None if value is None else float(value)
 
 
 def rate_text(found: dict[str, Any] | None) -> str:

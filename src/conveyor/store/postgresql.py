@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from django.db import DatabaseError
@@ -61,10 +62,15 @@ RETURNING task.*
 # same worker for the same attempt change); attempts and errors are written for exactly the
 # rows it changed. A retry's or a snooze's delay is added to the database clock; a task whose
 # cancel was requested meanwhile does not come back: it ends FAILED with TaskCancelled.
+# The outcomes come as one array per column, so the text is the same for every batch size:
+# bound on the server, it is parsed by psycopg once per connection, not built per batch.
+# It finds the held rows by primary key and needs no planner settings (see PLANNER_SQL).
 FINISH_SQL = """
 WITH outcome (id, attempt, holder, status, attempt_status, return_value, retry_in, snoozed,
               error_class, error_traceback) AS (
-    VALUES {rows}
+    SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::varchar[],
+                         %s::varchar[], %s::jsonb[], %s::float8[], %s::integer[],
+                         %s::varchar[], %s::text[])
 ),
 held AS (
     UPDATE {task} AS task
@@ -117,11 +123,6 @@ SELECT held.id, held.available_after, STATEMENT_TIMESTAMP(), held.stopped,
     held.cancel_requested_by
 FROM held
 """
-FINISH_ROW = (
-    "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar, %s::jsonb, %s::float8, "
-    "%s::integer, %s::varchar, %s::text)"
-)
-
 # Insert a batch from one array per column: a short statement whatever the batch size, which
 # PostgreSQL parses at once (a VALUES list of a thousand rows costs more to send and parse).
 INSERT_SQL = """
@@ -173,34 +174,30 @@ class PostgreSQLEngine(PortableEngine):
             self.fill_inserted(tasks, cursor.fetchall())
 
     def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:
-        params: list[Any] = []
         decided = []
+        rows = []
         for outcome, holder in zip(outcomes, holders, strict=True):
             status, delay = self.decide(outcome)
             decided.append((outcome, holder, status))
             error = outcome.error
             value = outcome.return_value if status == SUCCESSFUL else None
-            params += [
-                outcome.record.pk,
-                outcome.record.attempt_count,
-                holder,
-                status,
-                outcome.attempt_status,
-                None if value is None else json.dumps(value),
-                None if delay is None else delay.total_seconds(),
-                int(outcome.snooze is not None),
-                error.exception_class_path if error else None,
-                error.traceback if error else None,
-            ]
-        sql = PLANNER_SQL + FINISH_SQL.format(
-            rows=", ".join([FINISH_ROW] * len(outcomes)),
-            task=self.table(TaskRecord),
-            attempt=self.table(Attempt),
-            error=self.table(Error),
-        )
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            skip_results(cursor, PLANNER_STATEMENTS)
+            rows.append(
+                (
+                    outcome.record.pk,
+                    outcome.record.attempt_count,
+                    holder,
+                    str(status),
+                    str(outcome.attempt_status),
+                    None if value is None else json.dumps(value),
+                    None if delay is None else delay.total_seconds(),
+                    int(outcome.snooze is not None),
+                    error.exception_class_path if error else None,
+                    error.traceback if error else None,
+                )
+            )
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        with self.bound_cursor() as cursor:
+            cursor.execute(self.finish_sql, columns)
             held = {row[0]: row[1:] for row in cursor.fetchall()}
         written = []
         for outcome, holder, status in decided:
@@ -215,6 +212,26 @@ class PostgreSQLEngine(PortableEngine):
             else:
                 written.append(Written(outcome, status, now, None))
         return written
+
+    @cached_property
+    def finish_sql(self) -> str:
+        return FINISH_SQL.format(
+            task=self.table(TaskRecord), attempt=self.table(Attempt), error=self.table(Error)
+        )
+
+    def bound_cursor(self) -> CursorWrapper:
+        """A cursor that binds parameters on the server (Django's binds them in the query
+        text), through Django's wrappers: a statement whose text does not change is then
+        converted once, and its values travel apart from it."""
+        import psycopg  # the postgresql extra's driver; not imported on other databases
+
+        connection = self.connection
+        connection.validate_thread_sharing()
+        connection.ensure_connection()
+        raw: Any = psycopg.Cursor(connection.connection)
+        if connection.queries_logged:
+            return connection.make_debug_cursor(raw)
+        return connection.make_cursor(raw)
 
     def merged_metadata_sql(
         self, changed: dict[str, Any], removed: list[str]

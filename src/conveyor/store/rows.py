@@ -7,13 +7,16 @@ more per row, and claims are on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 from conveyor.models import TaskRecord
 
@@ -71,7 +74,24 @@ class RowReader:
         position = {f.attname: i for i, f in enumerate(fields)}
         attnames = [f.attname for f in TaskRecord._meta.concrete_fields if f.attname in position]
         order = [position[name] for name in attnames]
-        records = [
-            TaskRecord.from_db(self.using, attnames, [row[i] for i in order]) for row in task_rows
-        ]
+        build = self.builder(attnames)
+        records = [build([row[i] for i in order]) for row in task_rows]
         return records, [tuple(row[width:]) for row in rows]
+
+    def builder(self, attnames: list[str]) -> Callable[[list[Any]], TaskRecord]:
+        """Model.from_db, or, when no one listens to TaskRecord's pre_init and post_init
+        signals, the same instance built without __init__ (a claim builds one per row)."""
+        using = self.using
+        if pre_init.has_listeners(TaskRecord) or post_init.has_listeners(TaskRecord):
+            return partial(TaskRecord.from_db, using, attnames)
+        if len(attnames) != len(TaskRecord._meta.concrete_fields):
+            return partial(TaskRecord.from_db, using, attnames)  # deferred fields: the ORM's way
+
+        def build(values: list[Any]) -> TaskRecord:
+            record = TaskRecord.__new__(TaskRecord)
+            record.__dict__.update(zip(attnames, values, strict=True))
+            state = record._state = ModelState()
+            state.adding, state.db = False, using
+            return record
+
+        return build
