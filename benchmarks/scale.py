@@ -172,6 +172,10 @@ def markdown(curve: dict[str, list[dict[str, Any]]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, drains in curve.items():
         rows = [summary(found) for found in drains]
-        cells = [label] + [number(median(row[key] for row in rows)) for key, _ in COLUMNS]
+        values = {key: median(row[key] for row in rows) for key, _ in COLUMNS}
+        cells = [label] + [
+            f"{values[key]:.0f}" if key == "connections" else number(values[key])
+            for key, _ in COLUMNS
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\nScaling out (PostgreSQL, conveyor):\n\n" + "\n".join(lines)
