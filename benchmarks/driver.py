@@ -26,6 +26,8 @@ HISTORY_CHUNK_ROWS = 100_000
 # queue of their own that the workers serve, so that a drain can tell its tasks from them.
 DEFERRED_PRIORITIES = range(-100, 101, 25)
 DEFERRED_QUEUE = "deferred"
+# The tasks `enqueue --task` may enqueue (benchmarks.tasks).
+ENQUEUED_TASKS = ("noop", "async_wait", "sync_wait")
 
 
 def setup() -> None:
@@ -80,26 +82,30 @@ def bulk_enqueuer() -> Callable[[Any, int], object]:
     return in_one_transaction
 
 
-def enqueue(count: int, *, bulk: bool, warmup: int, count_sql: bool) -> dict[str, Any]:
-    """Time `count` enqueues of the no-op task (after `warmup` untimed ones)."""
+def enqueue(
+    count: int, *, bulk: bool, warmup: int, count_sql: bool, task: str = "noop"
+) -> dict[str, Any]:
+    """Time `count` enqueues of the no-op task, or of the benchmarks.tasks task named
+    `task` (after `warmup` untimed ones)."""
     from django.db import connection
 
-    from benchmarks import sqlcount
-    from benchmarks.tasks import noop
+    from benchmarks import sqlcount, tasks
+
+    enqueued = getattr(tasks, task)
 
     connection.ensure_connection()
     if not bulk:
         for _ in range(warmup):  # fills caches; the timed loop starts in a steady state
-            noop.enqueue()
+            enqueued.enqueue()
     if count_sql:
         connection.execute_wrappers.append(sqlcount.counting_wrapper)
     before = sqlcount.snapshot()
     started = time.perf_counter()
     if bulk:
-        bulk_enqueuer()(noop, count)
+        bulk_enqueuer()(enqueued, count)
     else:
         for _ in range(count):
-            noop.enqueue()
+            enqueued.enqueue()
     seconds = time.perf_counter() - started
     result: dict[str, Any] = {"count": count, "seconds": seconds}
     if count_sql:
@@ -323,6 +329,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     one.add_argument("--bulk", action="store_true")
     one.add_argument("--warmup", type=int, default=20)
     one.add_argument("--count-sql", action="store_true")
+    one.add_argument("--task", choices=ENQUEUED_TASKS, default="noop")
     lat = commands.add_parser("latency")
     lat.add_argument("--count", type=int, required=True)
     # Random over a whole 1 s polling period, so that arrivals meet a polling worker at
@@ -342,7 +349,11 @@ def main(argv: list[str] | None = None) -> None:
     setup()
     if options.command == "enqueue":
         result = enqueue(
-            options.count, bulk=options.bulk, warmup=options.warmup, count_sql=options.count_sql
+            options.count,
+            bulk=options.bulk,
+            warmup=options.warmup,
+            count_sql=options.count_sql,
+            task=options.task,
         )
     elif options.command == "latency":
         result = latency(

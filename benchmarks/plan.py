@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import profiling, report, scale
+from benchmarks import iobound, profiling, report, scale
 from benchmarks.celerybench import CeleryHarness
 from benchmarks.databases import Server, server
 from benchmarks.environment import say
@@ -178,6 +178,8 @@ class Run:
                 self.latency(vendor, harness, system)
         if "history" in only:
             self.history(vendor, harness, tabled)
+        if "io" in only and any(s.name == CONVEYOR for s in systems):
+            iobound.measure(self, vendor, harness)
         # The profile is of conveyor's worker, on the database of the latency target.
         profiled = vendor == "postgresql" or "postgresql" not in self.options.databases
         if "profile" in only and profiled and any(s.name == CONVEYOR for s in systems):

@@ -33,6 +33,7 @@ QUICK = {
     "latency_samples": 5,
     "enqueue_count": 100,
     "statement_tasks": 100,
+    "io_tasks": 1_000,
 }
 FULL = {
     "tasks": 20_000,
@@ -45,6 +46,7 @@ FULL = {
     "latency_samples": 50,
     "enqueue_count": 2_000,
     "statement_tasks": 1_000,
+    "io_tasks": 10_000,
 }
 
 
@@ -65,12 +67,11 @@ def positive(value: str) -> int:
     return number
 
 
-def sizes(value: str) -> list[int]:
-    """A comma-separated list of positive whole numbers."""
-    found = [positive(part) for part in value.split(",") if part.strip()]
-    if not found:
-        raise argparse.ArgumentTypeError("name at least one size")
-    return found
+def positives(value: str) -> list[int]:
+    chosen = [positive(part) for part in value.split(",") if part.strip()]
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one")
+    return chosen
 
 
 def parser() -> argparse.ArgumentParser:
@@ -125,15 +126,23 @@ def parser() -> argparse.ArgumentParser:
         default=64,
         help="conveyor --concurrency in the threaded drains (default: %(default)s)",
     )
+    p.add_argument("--io-tasks", type=positive, help="tasks per io drain (default 10000)")
+    p.add_argument(
+        "--io-concurrency",
+        type=positives,
+        default=[16, 64, 256, 512],
+        help="comma-separated conveyor --concurrency values of the sync io drains "
+        "(default: 16,64,256,512)",
+    )
     p.add_argument(
         "--scale-processes",
-        type=sizes,
+        type=positives,
         default=[1, 2, 4, 8, 16],
         help="worker processes of each step of the scale curve (default: 1,2,4,8,16)",
     )
     p.add_argument(
         "--scale-concurrency",
-        type=sizes,
+        type=positives,
         default=[16],
         help="--concurrency of every worker process in the scale curve; several values "
         "make a curve each (default: 16)",
@@ -153,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "profile", "scale")
+MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "io", "profile", "scale")
 # Left out of --quick runs unless named: they need sizes a smoke run does not have.
 NOT_QUICK = ("profile", "scale")
 

@@ -5,13 +5,15 @@ every span and batching it to an exporter that discards it), interleaved.
     CONVEYOR_OPERATIONS_DATABASE_NAME=conveyor_observe \\
         .venv/bin/python -m scripts.observe_overhead --tasks 5000 --repeats 3
     CONVEYOR_OPERATIONS_DATABASE_NAME=conveyor_observe CONVEYOR_OBSERVE=tracing \\
-        .venv/bin/python -m scripts.observe_overhead --hooks 20000
+        .venv/bin/python -m scripts.observe_overhead --hooks 20000 --repeats 5
 
 Prints every drain, then per mode the median of its rates and the median over repeats of
 its cost against the drain with neither of the same repeat (the machine's load changes
 between repeats more than within one): 1 - rate / rate with neither; and the same for the
-worker's CPU time per task (read from /proc as the drain ends, start-up included), which
-shows a cost that a drain waiting on the database would hide.
+worker's CPU time per task (read from /proc at its first claim and as the drain ends), which
+shows a cost that a drain waiting on the database would hide. With --hooks, times the hooks
+alone in this process instead, in CPU time (the span processor's thread included), the modes
+interleaved, and prints the median over repeats.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +50,16 @@ MODES = ("neither", "metrics", "tracing", "tracing-sampled")
 # tracing-sampled: one task in this many comes from a sampled trace (the others' trace
 # context says "not sampled", as a head sampler at 10% would have left it).
 SAMPLED_ONE_IN = 10
+FIRST_CLAIM_POLL_SECONDS = 0.01
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # The SDK's provider, which scripts.observe_settings sets up under CONVEYOR_OBSERVE=tracing.
 MODE_TRACING_PROVIDER = getattr(observe_settings, "provider", None)
 
 
 def drain(mode: str, tasks: int, concurrency: int, log: Path) -> tuple[float, float]:
-    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s, and the
-    worker's CPU time per task in microseconds (its start-up included)."""
+    """Enqueue `tasks` no-op tasks (as the mode would), drain them; return tasks/s (the
+    worker's start-up included), and the worker's CPU time per task in microseconds from its
+    first claim on (its start-up, a second or more of CPU, left out)."""
     os.environ["CONVEYOR_OBSERVE"] = mode
     fresh_table()
     backend = noop.get_backend()
@@ -63,15 +69,29 @@ def drain(mode: str, tasks: int, concurrency: int, log: Path) -> tuple[float, fl
     backend.store.insert(
         [backend.new_task(noop, (), {}, metadata=trace_context(mode, n)) for n in range(tasks)]
     )
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    path = [str(Path.cwd()), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     argv = ["conveyor_worker", "--verbosity", "0", "-c", str(concurrency)]
     connection.ensure_connection()
     started = time.monotonic()
     with Workers([argv], env, log) as workers:
+        left, cpu_started = first_claim(tasks, workers.pids[0])
         wait_drained(connection.connection, "conveyor_task", workers, log)
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(workers.pids[0])
-    return tasks / elapsed, cpu / tasks * 1e6
+        cpu = cpu_seconds(workers.pids[0]) - cpu_started
+    return tasks / elapsed, cpu / left * 1e6
+
+
+def first_claim(tasks: int, pid: int) -> tuple[int, float]:
+    """Wait for the worker's first claim; return how many tasks were still ready then, and
+    the CPU time it had used."""
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM conveyor_task WHERE status = 'READY'")
+            (ready,) = cursor.fetchone()
+        if ready < tasks:
+            return ready, cpu_seconds(pid)
+        time.sleep(FIRST_CLAIM_POLL_SECONDS)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -99,9 +119,10 @@ def trace_context(mode: str, n: int) -> dict[str, Any] | None:
 
 
 def hooks(mode: str, count: int) -> tuple[float, float]:
-    """Microseconds per task spent in conveyor's metrics and tracing hooks in this process:
-    on enqueue (in the enqueuing process), and on an attempt and its written outcome (in
-    the worker)."""
+    """CPU microseconds per task that this process spends in conveyor's metrics and tracing
+    hooks (its span processor's thread included): on enqueue (in the enqueuing process), and
+    on an attempt and its written outcome (in the worker). Under tracing-sampled, both in a
+    trace that was not sampled."""
     from django.conf import settings
 
     from conveyor import observe
@@ -116,17 +137,35 @@ def hooks(mode: str, count: int) -> tuple[float, float]:
     record.metadata = trace_context(mode, 1)  # under tracing-sampled: not sampled
     outcome = Outcome(record, TaskResultStatus.SUCCESSFUL)
     written = [Written(outcome, TaskResultStatus.SUCCESSFUL, None, None)]
-    started = time.perf_counter()
-    for _ in range(count):
-        observe.enqueued_metadata(noop, None)
-        observe.enqueued(result)
-    enqueued = time.perf_counter()
+    with enqueuing_in(record.metadata):
+        started = time.process_time()
+        for _ in range(count):
+            observe.enqueued_metadata(noop, None)
+            observe.enqueued(result)
+        enqueued = time.process_time()
     for _ in range(count):
         with observe.attempt(record) as observed:
             observed.ended(outcome)
         observe.written(written)
-    ran = time.perf_counter()
+    ran = time.process_time()
     return (enqueued - started) / count * 1e6, (ran - enqueued) / count * 1e6
+
+
+@contextmanager
+def enqueuing_in(metadata: dict[str, Any] | None) -> Iterator[None]:
+    """Enqueue in the trace of this context, if it is not sampled (as a request that head
+    sampling left out); otherwise outside any trace."""
+    carrier = (metadata or {}).get("trace_context", {})
+    if not carrier or carrier["traceparent"].endswith("-01"):
+        yield
+        return
+    from opentelemetry import context, propagate
+
+    token = context.attach(propagate.extract(carrier))
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 def main() -> None:
@@ -140,9 +179,14 @@ def main() -> None:
     if options.hooks:
         if MODE_TRACING_PROVIDER is None:
             raise SystemExit("run with CONVEYOR_OBSERVE=tracing to time the tracing hooks")
-        print(f"{'mode':<16} {'enqueue µs':>10} {'worker µs':>10}")
+        timings: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
+        for _ in range(options.repeats):
+            for mode in MODES:
+                timings[mode].append(hooks(mode, options.hooks))
+        print(f"{'mode':<16} {'enqueue µs':>10} {'worker µs':>10}  (CPU, median of repeats)")
         for mode in MODES:
-            enqueue, worker = hooks(mode, options.hooks)
+            enqueue = statistics.median(t[0] for t in timings[mode])
+            worker = statistics.median(t[1] for t in timings[mode])
             print(f"{mode:<16} {enqueue:10.1f} {worker:10.1f}")
         return
     rates: dict[str, list[float]] = {mode: [] for mode in MODES}

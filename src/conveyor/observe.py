@@ -9,8 +9,7 @@ CONVEYOR_METRICS and CONVEYOR_TRACING (default True) turn an installed one off.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from functools import cache
 from importlib import import_module
 from importlib.util import find_spec
@@ -77,26 +76,30 @@ def written(items: list[Written]) -> None:
 
 
 class Observed:
-    """One attempt as metrics and traces see it; ended() is given its outcome."""
+    """One attempt as metrics and traces see it, around it as a context manager; ended() is
+    given its outcome."""
 
     __slots__ = ()
 
+    def __enter__(self) -> Observed:
+        return self
+
     def ended(self, outcome: Outcome) -> Outcome:
         return outcome
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
 
 
 NOTHING = Observed()
 
 
-@contextmanager
-def attempt(record: TaskRecord) -> Iterator[Observed]:
+def attempt(record: TaskRecord) -> Observed:
     """Around one attempt: a span, and the start, wait and run time metrics."""
     metrics_module, tracing_module = metrics(), tracing()
     if metrics_module is None and tracing_module is None:
-        yield NOTHING
-        return
-    with ObservedAttempt(record, metrics_module, tracing_module) as observed:
-        yield observed
+        return NOTHING
+    return ObservedAttempt(record, metrics_module, tracing_module)
 
 
 class ObservedAttempt(Observed):
@@ -112,7 +115,6 @@ class ObservedAttempt(Observed):
     def __enter__(self) -> ObservedAttempt:
         if self.tracing is not None:
             self.span = self.tracing.attempt_span(self.record)
-            self.span.__enter__()
         if self.metrics is not None:
             self.started = self.metrics.started(self.record)
         return self
@@ -121,9 +123,9 @@ class ObservedAttempt(Observed):
         if self.metrics is not None:
             self.metrics.ran(self.record, self.started)
         if self.span is not None:
-            self.tracing.attempt_ended(outcome)  # type: ignore[union-attr]
+            self.span.ended(outcome)
         return outcome
 
     def __exit__(self, *exc_info: Any) -> None:
         if self.span is not None:
-            self.span.__exit__(*exc_info)
+            self.span.close(exc_info[1])

@@ -1,5 +1,6 @@
 """The worker loop in this process, on the real store of each database: batching of writes,
-idle waits, reconciliation after a lost claim reply, hard stops and outages."""
+claims into thread and async slots, idle waits, reconciliation after a lost claim reply,
+hard stops and outages."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.db import InterfaceError, connection, connections
 from django.db.utils import load_backend
 
 from conveyor.backend import DatabaseBackend
-from conveyor.compat import TASKS_LOGGER, TaskResultStatus, task_finished
+from conveyor.compat import TASKS_LOGGER, TaskResultStatus, task_finished, task_started
 from conveyor.exceptions import WorkerInterrupted
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Engine, QueueFilter, store_for
@@ -30,7 +31,7 @@ from conveyor.worker.outcomes import OutcomeBuffer
 from conveyor.worker.pool import ExecutionPool
 from tests.conftest import wait_until
 from tests.factories import later
-from tests.tasksapp.tasks import RELEASE, fail, held, noop
+from tests.tasksapp.tasks import RELEASE, async_sleep, fail, held, noop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,6 +75,7 @@ def build(
     store: Engine,
     *,
     concurrency: int = 4,
+    async_concurrency: int = 1000,
     batch_size: int = 200,
     wakeup: threading.Event | None = None,
 ) -> Built:
@@ -82,7 +84,9 @@ def build(
     wakeup = wakeup or threading.Event()
     health = DatabaseHealth()
     identity = Identity(WORKER_ID, socket.gethostname(), 1)
-    settings = WorkerSettings(queues=QueueFilter(), concurrency=concurrency)
+    settings = WorkerSettings(
+        queues=QueueFilter(), concurrency=concurrency, async_concurrency=async_concurrency
+    )
     outcomes = OutcomeBuffer(on_added=wakeup.set, batch_size=batch_size, clock=clock)
     announcer = Announcer(store)
     parts = WorkerParts(
@@ -90,7 +94,7 @@ def build(
         identity=identity,
         wakeup=wakeup,
         health=health,
-        pool=ExecutionPool(concurrency, outcomes.add),
+        pool=ExecutionPool(concurrency, outcomes.add, async_concurrency=async_concurrency),
         outcomes=outcomes,
         announcer=announcer,
         heartbeat=Heartbeat(store, identity, settings.queues, health),
@@ -141,6 +145,52 @@ def test_a_batch_below_its_size_waits_for_the_delay(backend: DatabaseBackend) ->
     worker.flush()
     assert statuses(ids[:4]) == [SUCCESSFUL] * 4
     worker.pool.close()
+
+
+@pytest.fixture
+def no_started_rows() -> Iterator[None]:
+    """The test app's task_started receiver writes a row; for a coroutine it runs on an
+    executor thread whose connection would outlive the test."""
+    from tests.tasksapp.apps import record_signal
+
+    task_started.disconnect(dispatch_uid="tasksapp.started")
+    yield
+    task_started.connect(record_signal, dispatch_uid="tasksapp.started")
+
+
+@pytest.mark.usefixtures("no_started_rows")
+def test_coroutines_leave_the_thread_slot_free_and_the_loop_claims_again_at_once(
+    backend: DatabaseBackend,
+) -> None:
+    worker = build(backend.store, concurrency=1, async_concurrency=3).worker
+    for _ in range(4):
+        async_sleep.enqueue(0.3)
+    # Each claim takes one task (one thread slot is free), which starts on the event loop.
+    assert [worker.step() for _ in range(3)] == [1, 1, 1]
+    assert worker.step() is None  # every async slot is taken
+    run_claimed(worker, 3)
+    assert worker.step() == 1
+    run_claimed(worker, 4)
+    worker.pool.close()
+
+
+@pytest.mark.usefixtures("no_started_rows")
+def test_a_sync_task_in_the_only_thread_slot_holds_the_claims(backend: DatabaseBackend) -> None:
+    worker = build(backend.store, concurrency=1, async_concurrency=10).worker
+    first = held.enqueue().id
+    async_sleep.enqueue(0)
+    assert worker.step() == 1
+    # The next task could be sync: with no thread slot free, nothing is claimed.
+    assert worker.step() is None
+    assert statuses([first]) == [RUNNING]
+    RELEASE.set()
+    try:
+        run_claimed(worker, 1)
+        assert worker.step() == 1
+        run_claimed(worker, 2)
+    finally:
+        RELEASE.clear()
+        worker.pool.close()
 
 
 def test_the_idle_wait_doubles_up_to_delay_max_and_ends_at_the_next_due_task(

@@ -118,3 +118,17 @@ def test_a_peer_measured_at_the_same_size_is_compared_on_its_own_row() -> None:
     systems = ["conveyor", "celery-redis"]
     table = report.markdown(report.rows(results, systems), systems, {"threads": "one"})
     assert "| threads | tasks/s ↑ | 400 | 100 | 4.00x |" in table
+
+
+def test_io_cases_measure_async_at_each_claim_size_and_sync_at_each_thread_count() -> None:
+    from benchmarks.iobound import ASYNC, SYNC, cases
+
+    found = [(case.task, case.concurrency, case.ideal) for case in cases(64, [16, 512])]
+    assert found == [
+        (ASYNC, 1, 20_000.0),  # 1,000 async slots, each waiting 50 ms
+        (ASYNC, 64, 20_000.0),
+        (ASYNC, 512, 20_000.0),
+        (SYNC, 16, 320.0),  # 16 threads, each waiting 50 ms
+        (SYNC, 512, 10_240.0),
+    ]
+    assert [case.tasks(10_000) for case in cases(64, [16])] == [1_000] + [10_000] * 3

@@ -37,7 +37,17 @@ def manage(transactional_db: None, worker_env: Callable[..., dict[str, str]]) ->
 @pytest.mark.parametrize(
     ("command", "phrases"),
     [
-        ("conveyor_worker", ["--queue", "--excluding", "--oneshot", "--concurrency", "SIGTERM"]),
+        (
+            "conveyor_worker",
+            [
+                "--queue",
+                "--excluding",
+                "--oneshot",
+                "--concurrency",
+                "--async-concurrency",
+                "SIGTERM",
+            ],
+        ),
         ("conveyor_purge", ["finished", "unfinished", "--before", "--limit", "--dry-run"]),
     ],
 )
@@ -55,6 +65,14 @@ def test_help_explains_the_command(manage: Any, command: str, phrases: list[str]
         (
             ["conveyor_worker", "--concurrency", "0"],
             "argument --concurrency/-c: must be at least 1",
+        ),
+        (
+            ["conveyor_worker", "--async-concurrency", "0"],
+            "argument --async-concurrency: must be at least 1, got 0",
+        ),
+        (
+            ["conveyor_worker", "--async-concurrency", "many"],
+            "argument --async-concurrency: expected a whole number, got 'many'",
         ),
         (["conveyor_worker", "--delay-min", "soon"], "expected milliseconds, got 'soon'"),
         (["conveyor_worker", "--queue", "nowhere"], "Queue 'nowhere' is not in TASKS['default']"),

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from conveyor import enqueue_many
 from conveyor.compat import TaskResultStatus
 from conveyor.models import WorkerRecord
 from conveyor.store.listen import QUEUES_CHANNEL
 from tests.conftest import wait_until
 from tests.tasksapp.models import Execution
-from tests.tasksapp.tasks import async_sleep, record
+from tests.tasksapp.tasks import async_rendezvous, async_sleep, record, span
 
 pytestmark = pytest.mark.process
 
@@ -51,6 +52,41 @@ def test_async_tasks_run_together_on_the_event_loop(start_worker: Any) -> None:
     earliest_finish = min(r.finished_at for r in sleepers if r.finished_at)
     assert latest_start < earliest_finish
     assert time.monotonic() - started < 30
+
+
+def test_one_thread_slot_leaves_hundreds_of_async_tasks_in_flight_and_sync_ones_in_turn(
+    start_worker: Any,
+) -> None:
+    waiting = enqueue_many(async_rendezvous, [(("crowd", 200), {})] * 200)
+    # Sync tasks among them, each of which needs the one thread slot.
+    awake = [span.enqueue(0.3) for _ in range(3)]
+    worker = start_worker("--oneshot", "--concurrency", "1")
+    assert worker.wait(90) == 0, worker.log()
+    # Measured from the spans the tasks recorded themselves, not from speed: each waited
+    # until all 200 were in flight, and the sync tasks ran one at a time.
+    assert most_at_once(spans(waiting)) == 200
+    assert most_at_once(spans(awake)) == 1
+
+
+def spans(results: list[Any]) -> list[tuple[float, float]]:
+    """The (start, end) each task returned."""
+    found = []
+    for result in results:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        start, end = result.return_value
+        found.append((start, end))
+    return found
+
+
+def most_at_once(spans: list[tuple[float, float]]) -> int:
+    """The largest number of spans that hold one instant in common."""
+    edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    running = most = 0
+    for _, step in edges:  # at a tie an end (-1) sorts first: touching spans do not overlap
+        running += step
+        most = max(most, running)
+    return most
 
 
 def test_supervisor_replaces_a_dead_worker_and_forwards_sigterm(start_worker: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -92,6 +93,34 @@ async def async_add(a: int, b: int) -> int:
 async def async_sleep(seconds: float) -> float:
     await asyncio.sleep(seconds)
     return seconds
+
+
+@task
+def span(seconds: float) -> list[float]:
+    """Sleep; return when this run started and ended (time.time())."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+# async_rendezvous: how many runs of each label have started in this process, and the
+# event that tells them all are there (every coroutine runs on the worker's one loop).
+ARRIVED: dict[str, int] = {}
+EVERYONE: dict[str, asyncio.Event] = {}
+
+
+@task
+async def async_rendezvous(label: str, count: int) -> list[float]:
+    """Wait until `count` runs with this label are in flight in this process (at most 30 s);
+    return when this run started and ended (time.time())."""
+    started = time.time()
+    everyone = EVERYONE.setdefault(label, asyncio.Event())
+    ARRIVED[label] = ARRIVED.get(label, 0) + 1
+    if ARRIVED[label] >= count:
+        everyone.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(everyone.wait(), 30)
+    return [started, time.time()]
 
 
 @task(takes_context=True)

@@ -38,7 +38,11 @@ def build_worker(
     announcer = Announcer(store)
     source = store.wakeup_source()
     pool = ExecutionPool(
-        settings.concurrency, outcomes.add, timeout_of=timeout_of, isolation=isolation
+        settings.concurrency,
+        outcomes.add,
+        async_concurrency=settings.async_concurrency,
+        timeout_of=timeout_of,
+        isolation=isolation,
     )
     heartbeat = Heartbeat(
         store,

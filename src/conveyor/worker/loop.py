@@ -29,7 +29,7 @@ from conveyor.worker.identity import Identity
 from conveyor.worker.listener import Listener
 from conveyor.worker.maintenance import Maintenance
 from conveyor.worker.outcomes import OutcomeBuffer
-from conveyor.worker.pool import ExecutionPool
+from conveyor.worker.pool import ASYNC_CONCURRENCY, ExecutionPool
 from conveyor.worker.scheduler import Scheduler
 from conveyor.worker.service import BackgroundThread
 
@@ -47,6 +47,7 @@ EXIT_INTERRUPTED = 1
 class WorkerSettings:
     queues: QueueFilter
     concurrency: int = 1
+    async_concurrency: int = ASYNC_CONCURRENCY
     delay_min: timedelta = timedelta(milliseconds=50)
     delay_max: timedelta = timedelta(seconds=1)
     oneshot: bool = False
@@ -111,11 +112,12 @@ class Worker:
         for thread in self._background():
             thread.start()
         logger.info(
-            "Worker=%s started backend=%s queues=%s concurrency=%d",
+            "Worker=%s started backend=%s queues=%s concurrency=%d async_concurrency=%d",
             self.identity.worker_id,
             self.store.backend_name,
             ",".join(self.settings.queues.served()) or "*",
             self.settings.concurrency,
+            self.settings.async_concurrency,
         )
         status = EXIT_OK
         try:
@@ -168,6 +170,7 @@ class Worker:
         if self._stopping_at is not None:
             self.flush(force=True)
             return None
+        # As many as both kinds of slots leave free: whatever is claimed starts at once.
         free = self.pool.free()
         if free <= 0:
             self.flush()

@@ -1,6 +1,11 @@
 """Execution slots of one worker: sync tasks on threads (or, with process isolation, in a
 child process per slot), coroutine tasks on one event loop.
 
+Slots: a sync task holds one of `concurrency` thread slots, a coroutine one of
+`async_concurrency` async slots. A claimed task may be of either kind and must start at
+once, so free() (the claim limit) is the smaller of the two counts of free slots: coroutines
+leave the thread slots free, and thousands of them can wait on the loop together.
+
 Timeouts: a coroutine is cancelled at its deadline (the runner's asyncio.timeout). A thread
 cannot be stopped from outside, so a sync task past its deadline is recorded as failed with
 TaskTimeout there and then (what the thread returns later is discarded, and refused by the
@@ -40,6 +45,11 @@ Job = tuple[TaskRecord, Sequence[Attempt]]
 THREAD, PROCESS = "thread", "process"
 ISOLATIONS = (THREAD, PROCESS)
 CANCELLED = class_path(TaskCancelled)
+# Coroutines in flight at once by default: each costs a few kilobytes while it awaits, and
+# a thousand tasks that wait 50 ms are 20,000 starts a second, more than one worker process
+# can claim and record. The bound keeps a runaway queue from holding a whole backlog in
+# one process (which recovery must take back if the process dies).
+ASYNC_CONCURRENCY = 1000
 # How long one attempt of a task may run (None: as long as it takes).
 TimeoutOf = Callable[[TaskRecord], timedelta | None]
 
@@ -59,7 +69,8 @@ class Stuck:
 
 
 class ExecutionPool:
-    """Runs up to `concurrency` tasks at once and hands each Outcome to `on_outcome`.
+    """Runs up to `concurrency` sync tasks and `async_concurrency` coroutine tasks at once
+    and hands each Outcome to `on_outcome`.
 
     Each thread keeps its own database connections (Django's are per thread) and closes
     them when the pool closes.
@@ -70,6 +81,7 @@ class ExecutionPool:
         concurrency: int,
         on_outcome: Callable[[Outcome], None],
         *,
+        async_concurrency: int = ASYNC_CONCURRENCY,
         timeout_of: TimeoutOf = no_timeout,
         isolation: str = THREAD,
         clock: Callable[[], float] = time.monotonic,
@@ -77,12 +89,14 @@ class ExecutionPool:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
         self.concurrency = concurrency
+        self.async_concurrency = async_concurrency
         self.isolation = isolation
         self._on_outcome = on_outcome
         self._timeout_of = timeout_of
         self._clock = clock
         self._lock = threading.Lock()
         self._running: dict[int, TaskRecord] = {}
+        self._coroutines: set[int] = set()  # the running tasks that hold an async slot
         # Sync tasks with a timeout: id -> (deadline on the clock, timeout in seconds).
         self._deadlines: dict[int, tuple[float, float]] = {}
         self._thread_of: dict[int, threading.Thread] = {}
@@ -94,11 +108,19 @@ class ExecutionPool:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         self._started = 0
 
     def free(self) -> int:
+        """How many tasks may be claimed now: each must find a free slot of its kind."""
         with self._lock:
-            return self.concurrency - len(self._running)
+            return min(self._free_threads(), self._free_async())
+
+    def _free_threads(self) -> int:
+        return self.concurrency - (len(self._running) - len(self._coroutines))
+
+    def _free_async(self) -> int:
+        return self.async_concurrency - len(self._coroutines)
 
     def running(self) -> list[TaskRecord]:
         with self._lock:
@@ -109,14 +131,18 @@ class ExecutionPool:
             return not self._running
 
     def submit(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
-        """Start a claimed task in a free slot."""
+        """Start a claimed task in a free slot of its kind."""
+        coroutine = is_async(record)
         with self._lock:
-            if len(self._running) >= self.concurrency:
-                raise RuntimeError("no free execution slot")
+            if (self._free_async() if coroutine else self._free_threads()) <= 0:
+                kind = "async" if coroutine else "thread"
+                raise RuntimeError(f"no free {kind} slot")
             self._running[record.pk] = record
+            if coroutine:
+                self._coroutines.add(record.pk)
             flag = self._flags[record.pk] = threading.Event()
         seconds = self._seconds(record)
-        if is_async(record):
+        if coroutine:
             self._start_coroutine(record, history, seconds, flag)
             return
         if seconds is not None and self.isolation == THREAD:
@@ -209,6 +235,7 @@ class ExecutionPool:
         with self._lock:
             abandoned = list(self._running.values())
             self._running.clear()
+            self._coroutines.clear()
             self._deadlines.clear()
             self._cancelled.clear()
             self._on_outcome = _discard
@@ -222,14 +249,18 @@ class ExecutionPool:
             self._jobs.put(None)
         for thread in threads:
             thread.join(timeout=5)
-        if self._loop is not None:
+        if self._loop is not None and self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5)
+            if not self._loop.is_running():
+                self._loop.close()  # its self-pipe sockets, not left to the garbage collector
 
     def _done(self, record: TaskRecord, outcome: Outcome) -> None:
         with self._lock:
             self._deadlines.pop(record.pk, None)
             self._flags.pop(record.pk, None)
             self._async_tasks.pop(record.pk, None)
+            self._coroutines.discard(record.pk)
             requested_by = self._cancelled.pop(record.pk, None)
             if self._running.pop(record.pk, None) is None:
                 return  # abandoned by a hard stop, or recorded at its deadline
@@ -307,8 +338,9 @@ class ExecutionPool:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="conveyor-async", daemon=True).start()
-            self._loop = loop
+            thread = threading.Thread(target=loop.run_forever, name="conveyor-async", daemon=True)
+            thread.start()
+            self._loop, self._loop_thread = loop, thread
         return self._loop
 
 

@@ -30,7 +30,7 @@ from conveyor.store import QueueFilter
 from conveyor.worker.build import build_worker
 from conveyor.worker.identity import make_identity
 from conveyor.worker.loop import Worker, WorkerSettings
-from conveyor.worker.pool import ISOLATIONS, THREAD
+from conveyor.worker.pool import ASYNC_CONCURRENCY, ISOLATIONS, THREAD
 from conveyor.worker.scheduler import Planned
 from conveyor.worker.supervisor import SLOT_ENVIRONMENT_VARIABLE, Supervisor, child_command
 
@@ -97,10 +97,18 @@ class Command(BaseCommand):
             type=positive_int,
             default=None,
             metavar="N",
-            help="Run up to N tasks at once: sync tasks on threads, async tasks on one event "
-            f"loop (default: {DEFAULT_THREAD_SLOTS}; with --isolation process, the number of "
-            "CPUs this process may use). Each thread whose tasks use the ORM holds a database "
-            "connection of its own.",
+            help="Run up to N sync tasks at once, each on a thread (default: "
+            f"{DEFAULT_THREAD_SLOTS}; with --isolation process, one child process per CPU this "
+            "process may use). Each thread whose tasks use the ORM holds a database connection "
+            "of its own.",
+        )
+        parser.add_argument(
+            "--async-concurrency",
+            type=positive_int,
+            default=ASYNC_CONCURRENCY,
+            metavar="N",
+            help="Run up to N async tasks at once on the worker's event loop, besides the "
+            "--concurrency threads (default: %(default)s).",
         )
         parser.add_argument(
             "--isolation",
@@ -212,6 +220,7 @@ class Command(BaseCommand):
         return WorkerSettings(
             queues=QueueFilter(include=include, exclude=exclude),
             concurrency=options["concurrency"] or default_concurrency(options["isolation"]),
+            async_concurrency=options["async_concurrency"],
             delay_min=options["delay_min"],
             delay_max=options["delay_max"],
             oneshot=options["oneshot"],
