@@ -38,9 +38,9 @@ logger = logging.getLogger("conveyor.worker")
 
 CHECK_BACKOFF = Backoff((0.5, 1.0, 2.0, 5.0))
 LOG_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
-# Thread slots without --concurrency: enough for one process to drain short tasks at the
-# rate its interpreter allows, few enough connections (the worker's own 5 + 16) for four
-# workers under PostgreSQL's default max_connections of 100 (docs/worker.md#defaults).
+# Thread slots without --concurrency: several times one slot's rate on short tasks, and few
+# enough connections (the worker's own 5 + 16) for four workers under PostgreSQL's default
+# max_connections of 100 (docs/worker.md#defaults).
 DEFAULT_THREAD_SLOTS = 16
 
 
