@@ -21,6 +21,9 @@ VENDORS = ("sqlite", "postgresql", "mariadb")
 
 ROOT = Path(__file__).resolve().parent.parent
 SQLITE_DIR = ROOT / ".cache" / "bench" / "sqlite"
+# The names of every database a run creates on a server start with this; runs from two
+# working trees against one server need different prefixes, as each drops its databases.
+PREFIX = os.environ.get("BENCH_DB_PREFIX", "bench")
 # Workers wait this long for SQLite's write lock before "database is locked".
 SQLITE_TIMEOUT_SECONDS = 20
 
@@ -150,7 +153,7 @@ class PostgreSQL(Server):
         return moment
 
     def template(self, slug: str) -> Target:
-        return Target(self.vendor, f"bench_{slug}_template")
+        return Target(self.vendor, f"{PREFIX}_{slug}_template")
 
     @contextmanager
     def connect(self, target: Target) -> Iterator[Any]:
@@ -179,10 +182,10 @@ class PostgreSQL(Server):
         self.admin(f'CREATE DATABASE "{target.name}"')
 
     def history(self, slug: str) -> Target:
-        return Target(self.vendor, f"bench_{slug}_history")
+        return Target(self.vendor, f"{PREFIX}_{slug}_history")
 
     def working(self, slug: str) -> Target:
-        return Target(self.vendor, f"bench_{slug}")
+        return Target(self.vendor, f"{PREFIX}_{slug}")
 
     def version(self) -> str:
         with self.connect(Target(self.vendor, "postgres")) as connection:
@@ -207,7 +210,7 @@ class MariaDB(Server):
     vendor = "mariadb"
 
     def template(self, slug: str) -> Target:
-        return Target(self.vendor, f"bench_{slug}")
+        return Target(self.vendor, f"{PREFIX}_{slug}")
 
     @contextmanager
     def connect(self, target: Target) -> Iterator[Any]:
@@ -241,7 +244,7 @@ class MariaDB(Server):
         )
 
     def history(self, slug: str) -> Target:
-        return Target(self.vendor, f"bench_{slug}_history")
+        return Target(self.vendor, f"{PREFIX}_{slug}_history")
 
     def working(self, slug: str) -> Target:
         return self.template(slug)

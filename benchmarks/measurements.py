@@ -35,18 +35,32 @@ class Variant:
     supervised: int = 1  # conveyor --processes
     conveyor_only: bool = False
     compare_with: str = ""  # the peers' variant with the same number of processes
+    no_flags: bool = False  # conveyor_worker with its own default sizes
 
     def argvs(self, system: System) -> list[list[str]]:
-        argv = system.worker_argv(concurrency=self.concurrency, processes=self.supervised)
+        if self.no_flags:
+            argv = system.worker_argv(concurrency=None, processes=None)
+        else:
+            argv = system.worker_argv(concurrency=self.concurrency, processes=self.supervised)
         return [argv] * self.processes
 
     def applies_to(self, system: System) -> bool:
+        if self.no_flags:
+            return system.name == CONVEYOR
         # Celery runs every size, threads too (its own threads pool).
         return system.name == CONVEYOR or system.is_celery or not self.conveyor_only
 
 
 def variants(concurrency: int) -> list[Variant]:
     return [
+        # Compared with the peers' own default command: what a user gets without flags.
+        Variant(
+            "drain_defaults",
+            "drain, conveyor_worker with no flags",
+            no_flags=True,
+            conveyor_only=True,
+            compare_with="drain_1",
+        ),
         Variant("drain_1", "drain, 1 worker process"),
         Variant("drain_2", "drain, 2 worker processes", processes=2),
         Variant(

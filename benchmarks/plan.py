@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import iobound, profiling, report
+from benchmarks import iobound, profiling, report, scale
 from benchmarks.celerybench import CeleryHarness
 from benchmarks.databases import Server, server
 from benchmarks.environment import say
@@ -56,6 +56,7 @@ class Run:
         self.entries: dict[str, dict[str, Entry]] = {}
         self.errors: list[str] = []
         self.profiles: dict[str, Any] = {}
+        self.curve: dict[str, list[dict[str, Any]]] = {}
         self.server_versions: dict[str, str] = {}
         self.skipped: list[str] = []
         self.logs = OUTPUT / "logs"
@@ -91,6 +92,7 @@ class Run:
             },
             "database_versions": self.server_versions,
             "profiles": self.profiles,
+            "scale": self.curve,
             "errors": self.errors,
             "skipped": self.skipped,
         }
@@ -117,7 +119,8 @@ class Run:
         ]
         table = report.markdown(report.rows(self.results(), names), names, comparisons)
         text = table + "\n\n" + "\n".join(f"- {note}" for note in notes)
-        return text + "\n" + report.profile_markdown(self.profiles)
+        text += "\n" + report.profile_markdown(self.profiles)
+        return text + "\n" + scale.markdown(self.curve)
 
     def variant(self, key: str) -> Variant:
         return next(v for v in self.variants if v.key == key)
@@ -181,6 +184,9 @@ class Run:
         profiled = vendor == "postgresql" or "postgresql" not in self.options.databases
         if "profile" in only and profiled and any(s.name == CONVEYOR for s in systems):
             self.profile(vendor, harness, SYSTEMS[CONVEYOR])
+        # The curve counts PostgreSQL's connections and backends.
+        if "scale" in only and vendor == "postgresql" and any(s.name == CONVEYOR for s in systems):
+            self.scale(harness, SYSTEMS[CONVEYOR])
 
     def cleanup(self, srv: Server, system: System) -> None:
         """Leave nothing behind on the servers (SQLite files stay in .cache/bench/)."""
@@ -428,6 +434,29 @@ class Run:
             entry.add(system.name, drain.get("transactions") if drain else None)
         parts = [f"{k} {v['total']:.2f}" for k, v in (found or {}).items()]
         say(f"{vendor} {system.name} statements per task: {', '.join(parts) or 'failed'}")
+
+    def scale(self, harness: Harness, system: System) -> None:
+        """The scaling curve: the steps interleaved within each repeat."""
+        o = self.options
+        sizes = [
+            scale.Step(processes, concurrency)
+            for concurrency in o.scale_concurrency
+            for processes in o.scale_processes
+        ]
+        for repeat in range(o.repeats):
+            for step in sizes:
+                found = self.attempt(
+                    f"postgresql scale {step.key}", scale.drain, harness, system, step, o.tasks
+                )
+                if found:
+                    label = f"{step.processes} x {step.concurrency}"
+                    self.curve.setdefault(label, []).append(found)
+                    figures = scale.summary(found)
+                    say(
+                        f"postgresql scale {label} #{repeat + 1}: {rate_text(found)}, "
+                        f"{figures['connections']} connections, "
+                        f"{figures['busy_cores']:.2f} cores busy"
+                    )
 
     def profile(self, vendor: str, harness: Harness, system: System) -> None:
         """py-spy on one conveyor worker during a drain, per worker configuration."""

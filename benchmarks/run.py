@@ -135,10 +135,23 @@ def parser() -> argparse.ArgumentParser:
         "(default: 16,64,256,512)",
     )
     p.add_argument(
+        "--scale-processes",
+        type=positives,
+        default=[1, 2, 4, 8, 16],
+        help="worker processes of each step of the scale curve (default: 1,2,4,8,16)",
+    )
+    p.add_argument(
+        "--scale-concurrency",
+        type=positives,
+        default=[16],
+        help="--concurrency of every worker process in the scale curve; several values "
+        "make a curve each (default: 16)",
+    )
+    p.add_argument(
         "--only",
         type=lambda v: names(v, MEASUREMENTS),
         help=f"comma-separated subset of: {','.join(MEASUREMENTS)} (default: all; "
-        "--quick leaves out profile)",
+        "--quick leaves out profile and scale)",
     )
     p.add_argument(
         "--upgrade-peers",
@@ -149,7 +162,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "io", "profile")
+MEASUREMENTS = ("statements", "enqueue", "drain", "latency", "history", "io", "profile", "scale")
+# Left out of --quick runs unless named: they need sizes a smoke run does not have.
+NOT_QUICK = ("profile", "scale")
 
 
 def settle(options: argparse.Namespace) -> argparse.Namespace:
@@ -160,7 +175,7 @@ def settle(options: argparse.Namespace) -> argparse.Namespace:
             setattr(options, key, value)
     options.peer_repeats = min(options.peer_repeats, options.repeats)
     if options.only is None:
-        options.only = [m for m in MEASUREMENTS if not (options.quick and m == "profile")]
+        options.only = [m for m in MEASUREMENTS if not (options.quick and m in NOT_QUICK)]
     return options
 
 

@@ -33,6 +33,9 @@ class System:
     )
     bulk_api: str = ""  # the bulk enqueue the system offers, as the report names it
     broker: str = ""  # Celery's broker; "" for the systems whose queue is the database
+    # Pass --concurrency and --processes even at 1: conveyor's defaults are larger, and a
+    # variant labelled "1 worker process" must stay one slot in one process.
+    explicit_sizes: bool = False
 
     @property
     def is_celery(self) -> bool:
@@ -43,12 +46,13 @@ class System:
         """The system's name as a database identifier."""
         return self.name.replace("-", "_")
 
-    def worker_argv(self, *, concurrency: int = 1, processes: int = 1) -> list[str]:
-        """A worker's management command line (without the interpreter and manage.py)."""
+    def worker_argv(self, *, concurrency: int | None = 1, processes: int | None = 1) -> list[str]:
+        """A worker's management command line (without the interpreter and manage.py);
+        None leaves a size to the worker's default."""
         argv = [self.worker_command, "--verbosity", "0", *self.base_args]
-        if concurrency > 1:
+        if concurrency is not None and (concurrency > 1 or self.explicit_sizes):
             argv += ["--concurrency", str(concurrency)]
-        if processes > 1:
+        if processes is not None and (processes > 1 or self.explicit_sizes):
             argv += ["--processes", str(processes)]
         return argv
 
@@ -66,6 +70,7 @@ SYSTEMS: dict[str, System] = {
             worker_command="conveyor_worker",
             batch_args=("--oneshot",),
             bulk_api="conveyor.enqueue_many()",
+            explicit_sizes=True,
         ),
         System(
             name=TASKS_DB,

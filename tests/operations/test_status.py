@@ -217,7 +217,8 @@ def run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[
 @pytest.mark.process
 def test_check_against_a_real_worker(start_worker: Any, worker_env: Any) -> None:
     options = {"heartbeat_interval": 1, "worker_timeout": 20}
-    worker = start_worker("--queue", "other", options=options)
+    # One slot: while the sleeping task holds it, the next task stays due.
+    worker = start_worker("--queue", "other", "--concurrency", "1", options=options)
     busy = sleep.using(queue_name="other").enqueue(30)
     wait_until(
         lambda: TaskRecord.objects.filter(pk=busy.id, status=RUNNING).exists(),

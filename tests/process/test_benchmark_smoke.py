@@ -63,6 +63,40 @@ def test_celery_runs_at_its_best_pool_for_each_size() -> None:
     assert pools["drain_supervised_threads"] == [["threads", "--concurrency", "64"]] * 2
 
 
+def test_conveyor_drains_name_their_sizes_and_one_uses_the_worker_s_defaults() -> None:
+    from benchmarks.measurements import variants
+    from benchmarks.systems import CONVEYOR, SYSTEMS, TASKS_DB
+
+    by_key = {v.key: v for v in variants(64)}
+    conveyor = SYSTEMS[CONVEYOR]
+    base = ["conveyor_worker", "--verbosity", "0"]
+    assert by_key["drain_1"].argvs(conveyor) == [[*base, "--concurrency", "1", "--processes", "1"]]
+    assert (
+        by_key["drain_2"].argvs(conveyor) == [[*base, "--concurrency", "1", "--processes", "1"]] * 2
+    )
+    assert by_key["drain_defaults"].argvs(conveyor) == [base]
+    assert not by_key["drain_defaults"].applies_to(SYSTEMS[TASKS_DB])
+    peer = ["db_worker", "--verbosity", "0", "--no-startup-delay"]
+    assert by_key["drain_1"].argvs(SYSTEMS[TASKS_DB]) == [peer]
+
+
+def test_the_scale_curve_reports_rates_per_process_and_cpu_per_task() -> None:
+    from benchmarks import scale
+
+    found = {
+        **{"count": 1001, "seconds": 2.0, "busy_seconds": 1.0, "processes": 4},
+        **{"concurrency": 16, "peak_connections": 28, "load_average": 3.0},
+        **{"worker_cpu_seconds": 0.5, "backend_cpu_seconds": 0.25, "machine_busy_cores": 1.9},
+    }
+    figures = scale.summary(found)
+    assert (figures["busy_rate"], figures["per_process"]) == (1000.0, 250.0)
+    assert round(figures["worker_us"] or 0) == 500
+    assert round(figures["backend_us"] or 0) == 250
+    table = scale.markdown({"4 x 16": [found]})
+    assert "| 4 x 16 | 500 | 1,000 | 250 | 28 | 500 | 250 | 1.90 | 3.00 |" in table
+    assert all(cpu >= 0 for _, _, cpu in scale.process_cpu())
+
+
 def test_an_unreachable_broker_is_named_with_the_reason() -> None:
     from benchmarks.celerybench import unreachable
 

@@ -28,7 +28,7 @@ def test_higher_priority_runs_sooner_among_due_tasks(start_worker: Any) -> None:
     same = [record.using(priority=5).enqueue(f"same-{n}") for n in range(3)]
     for n, result in enumerate(same):  # equal priority: the earlier due runs first
         TaskRecord.objects.filter(pk=result.id).update(available_after=ago(minutes=n))
-    worker = start_worker("--oneshot")
+    worker = start_worker("--oneshot", "--concurrency", "1")  # one slot: one task at a time
     assert worker.wait() == 0, worker.log()
     ran = list(
         Execution.objects.exclude(label__startswith="signal:").values_list("label", flat=True)
@@ -44,7 +44,9 @@ def test_priority_orders_due_retries_and_deferred_tasks_alike(start_worker: Any)
     deferred_result = deferred.enqueue("deferred")
     TaskRecord.objects.filter(pk=deferred_result.id).update(available_after=ago(seconds=1))
     assert TaskRecord.objects.get(pk=deferred_result.id).hold == HOLD_TIME
-    worker = start_worker("--oneshot", options={"max_attempts": 2, "backoff_factor": 0})
+    worker = start_worker(
+        "--oneshot", "--concurrency", "1", options={"max_attempts": 2, "backoff_factor": 0}
+    )
     assert worker.wait() == 0, worker.log()
     ran = list(
         Execution.objects.exclude(label__startswith="signal:")

@@ -76,7 +76,7 @@ def test_sigterm_lets_the_running_task_finish(start_worker: Any) -> None:
 
 def test_a_stopping_worker_claims_nothing_more(start_worker: Any) -> None:
     first, second = slow_first.enqueue(2), slow_first.enqueue(2)
-    worker = start_worker(options=FAST)
+    worker = start_worker("--concurrency", "1", options=FAST)  # the second waits for a slot
     wait_until(lambda: started(first.id), what="the first task to start")
     worker.signal(signal.SIGINT)
     assert worker.wait(30) == 0, worker.log()

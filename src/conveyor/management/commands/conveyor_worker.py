@@ -38,6 +38,10 @@ logger = logging.getLogger("conveyor.worker")
 
 CHECK_BACKOFF = Backoff((0.5, 1.0, 2.0, 5.0))
 LOG_LEVELS = {0: logging.ERROR, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+# Thread slots without --concurrency: several times one slot's rate on short tasks, and few
+# enough connections (the worker's own 5 + 16) for four workers under PostgreSQL's default
+# max_connections of 100 (docs/worker.md#defaults).
+DEFAULT_THREAD_SLOTS = 16
 
 
 class Command(BaseCommand):
@@ -91,9 +95,12 @@ class Command(BaseCommand):
             "--concurrency",
             "-c",
             type=positive_int,
-            default=1,
+            default=None,
             metavar="N",
-            help="Run up to N sync tasks at once, each on a thread (default: %(default)s).",
+            help="Run up to N sync tasks at once, each on a thread (default: "
+            f"{DEFAULT_THREAD_SLOTS}; with --isolation process, one child process per CPU this "
+            "process may use). Each thread whose tasks use the ORM holds a database connection "
+            "of its own.",
         )
         parser.add_argument(
             "--async-concurrency",
@@ -117,7 +124,8 @@ class Command(BaseCommand):
             default=1,
             metavar="P",
             help="Run P worker processes under a supervisor that replaces any that dies "
-            "(default: %(default)s).",
+            "(default: %(default)s). More processes help tasks that compute; each has its "
+            "own --concurrency slots and connections.",
         )
         parser.add_argument(
             "--delay-min",
@@ -211,13 +219,28 @@ class Command(BaseCommand):
             raise CommandError("--excluding leaves no queue to run")
         return WorkerSettings(
             queues=QueueFilter(include=include, exclude=exclude),
-            concurrency=options["concurrency"],
+            concurrency=options["concurrency"] or default_concurrency(options["isolation"]),
             async_concurrency=options["async_concurrency"],
             delay_min=options["delay_min"],
             delay_max=options["delay_max"],
             oneshot=options["oneshot"],
             shutdown_timeout=options["shutdown_timeout"],
         )
+
+
+def default_concurrency(isolation: str) -> int:
+    """Slots without --concurrency: DEFAULT_THREAD_SLOTS threads, or with process isolation
+    one child process per CPU this process may run on (each child imports the project)."""
+    if isolation == THREAD:
+        return DEFAULT_THREAD_SLOTS
+    return usable_cpus()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def planned_schedules(backend: DatabaseBackend) -> dict[str, Planned]:
