@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from conveyor.columns import HOLD_NONE, HOLD_SLOT
 from conveyor.compat import TaskResultStatus, task_enqueued
 from conveyor.models import TaskRecord
 from conveyor.store import Outcome
+from conveyor.store.flow import FlowControl
 from tests.conftest import wait_until
 from tests.factories import claim_all
 from tests.operations.helpers import race
@@ -169,6 +171,30 @@ def test_claims_over_the_rate_limit_wait_for_the_next_window(backend: DatabaseBa
     )
     assert len(due) == 2
     assert {str(r.pk) for r in claimed} | {str(r.pk) for r in due} == {r.id for r in results}
+
+
+def test_a_late_claim_does_not_count_its_starts_in_a_window_already_passed(
+    backend: DatabaseBackend,
+) -> None:
+    """A worker whose claim fell in one window but whose starts are counted after another
+    worker has opened the next window (which prunes the older one) must not find that older
+    window empty and start more tasks in it: the late tasks wait for the current window."""
+    rate_limited.enqueue()
+    (current,) = claim_all(backend.store, "w")
+    late_task = rate_limited.enqueue()
+    TaskRecord.objects.filter(pk=late_task.id).update(
+        status=RUNNING, worker_id="late", attempt_count=1
+    )
+    late = TaskRecord.objects.get(pk=late_task.id)
+    assert current.last_attempted_at is not None
+    late.last_attempted_at = current.last_attempted_at - timedelta(seconds=1)  # the window before
+    store = backend.store
+    assert isinstance(store, FlowControl)
+    assert store._take_starts("late", [late]) == {late.pk}
+    row = TaskRecord.objects.get(pk=late.pk)
+    assert (row.status, row.hold, row.worker_id, row.attempt_count) == (READY, 1, "", 0)
+    (state,) = backend.store.rate_states()
+    assert state.starts == 1  # only the current window's one start
 
 
 def test_insert_controlled_answers_the_live_task_of_a_duplicate_key(

@@ -59,6 +59,11 @@ TAKE_STARTS_SQL = (
     "UPDATE {window} SET {count} = {count} + %s "
     "WHERE backend_name = %s AND {key} = %s AND window_start = %s"
 )
+# A later window of the key: a claim whose starts are counted after another worker opened
+# that window (and pruned this one) must not count them in a window opened afresh.
+NEWER_WINDOW_SQL = (
+    "SELECT 1 FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start > %s"
+)
 PRUNE_WINDOWS_SQL = (
     "DELETE FROM {window} WHERE backend_name = %s AND {key} = %s AND window_start < %s"
 )
@@ -132,6 +137,9 @@ class FlowControl(Transitions):
         lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
         cursor.execute(COUNT_STARTS_SQL.format(lock=lock, **names), [self.backend_name, key, stamp])
         (counted,) = cursor.fetchone()
+        cursor.execute(NEWER_WINDOW_SQL.format(**names), [self.backend_name, key, stamp])
+        if cursor.fetchone() is not None:
+            return 0  # a late claim: its window has passed; the tasks wait for the current one
         taken: int = max(0, min(wanted, limit - int(counted)))
         if taken:
             cursor.execute(TAKE_STARTS_SQL.format(**names), [taken, self.backend_name, key, stamp])
