@@ -35,17 +35,11 @@ class OutcomeBuffer:
         self._oldest = 0.0
 
     def add(self, outcome: Outcome) -> None:
-        """Keep an outcome for the next batch. The loop is woken by the first outcome of a
-        batch (it then looks again when the batch is due) and by the one that fills it, not
-        by every one: outcomes come back to it in groups."""
         with self._lock:
-            first = not self._pending
-            if first:
+            if not self._pending:
                 self._oldest = self.clock()
             self._pending.append(outcome)
-            full = len(self._pending) == self.batch_size
-        if first or full:
-            self.on_added()
+        self.on_added()
 
     def __len__(self) -> int:
         with self._lock:
