@@ -19,9 +19,9 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 SAMPLE_INTERVAL_SECONDS = 0.05
 
 
-def session_cpu(sessions: set[int]) -> float:
-    """Seconds of CPU (user + system, with reaped children) of every process in `sessions`."""
-    ticks = 0
+def processes() -> list[tuple[int, int, list[str]]]:
+    """(pid, session id, the stat fields after the command name) of every readable process."""
+    found = []
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -31,8 +31,17 @@ def session_cpu(sessions: set[int]) -> float:
             continue  # exited meanwhile
         # The command name is in parentheses and may hold spaces: split after it.
         fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) in sessions:  # field 6 of stat: the session id
-            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        found.append((int(entry.name), int(fields[3]), fields))  # field 6 of stat: session id
+    return found
+
+
+def session_cpu(sessions: set[int]) -> float:
+    """Seconds of CPU (user + system, with reaped children) of every process in `sessions`."""
+    ticks = sum(
+        sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        for _, session, fields in processes()
+        if session in sessions
+    )
     return ticks / TICKS_PER_SECOND
 
 

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cpu import TICKS_PER_SECOND, processes
 from benchmarks.databases import Server, Target
 from benchmarks.measurements import Harness
 from benchmarks.processes import Workers
 from benchmarks.systems import System
 
 SAMPLE_SECONDS = 0.1
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -100,19 +100,10 @@ def machine_ticks() -> tuple[int, int]:
 
 def process_cpu() -> list[tuple[int, int, float]]:
     """(pid, session id, CPU seconds used so far) of every process that can be read."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # exited meanwhile
-        # Fields after the command name, which is in parentheses and may hold spaces.
-        rest = stat[stat.rindex(")") + 2 :].split()
-        session, utime, stime = int(rest[3]), int(rest[11]), int(rest[12])
-        found.append((int(entry.name), session, (utime + stime) / CLOCK_TICKS))
-    return found
+    return [
+        (pid, session, (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND)
+        for pid, session, fields in processes()
+    ]
 
 
 def drain(harness: Harness, system: System, step: Step, count: int) -> dict[str, Any]:

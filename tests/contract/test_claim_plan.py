@@ -5,7 +5,7 @@ autovacuum analyzes the table again)."""
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 
 from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
@@ -16,7 +16,7 @@ from conveyor.store.mysql import PICK_SQL as MYSQL_PICK
 from conveyor.store.postgresql import CLAIM_SQL as POSTGRESQL_CLAIM
 from conveyor.store.postgresql import PLANNER_SQL, PLANNER_STATEMENTS, skip_results
 from conveyor.store.sqlite import CLAIM_SQL as SQLITE_CLAIM
-from tests.factories import later
+from tests.factories import forget_task_statistics, later
 from tests.tasksapp.tasks import noop
 
 # ANALYZE TABLE commits on MariaDB: the test cannot live in a rolled-back transaction.
@@ -63,12 +63,7 @@ def finish_all_but(count: int) -> None:
     "connection.vendor != 'postgresql'", reason="statistics as PostgreSQL keeps them"
 )
 def test_the_claim_walks_the_index_on_a_table_never_analyzed(backend: DatabaseBackend) -> None:
-    with connection.cursor() as cursor:
-        try:
-            # As on a new table before autovacuum's first look (or with autovacuum off).
-            cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'conveyor_task'::regclass")
-        except DatabaseError as exc:
-            pytest.skip(f"needs a superuser to forget statistics: {exc}")
+    forget_task_statistics()
     enqueue_many(noop, [((), {})] * 3000)
     plan = claim_plan(backend)
     assert "conveyor_task_claim" in plan, plan

@@ -15,7 +15,8 @@ from django.test.utils import CaptureQueriesContext
 from conveyor.backend import DatabaseBackend
 from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, Lease, TaskRecord, WorkerRecord
-from conveyor.worker.retention import NamedLease, Retention
+from conveyor.worker.leased import NamedLease
+from conveyor.worker.retention import Retention
 from tests.conftest import wait_until
 from tests.factories import ago
 from tests.operations.helpers import race

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from conveyor.store import Engine
+from conveyor.worker.leased import LeasedChore
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +27,6 @@ RETENTION_BATCH_SIZE = 200
 RETENTION_RUN_BUDGET = timedelta(seconds=2)
 # Shortest pause between batches; a slow batch is followed by an equally long pause.
 RETENTION_PAUSE_MIN = timedelta(milliseconds=10)
-
-
-class NamedLease:
-    """One named lease held by `holder`, taken and renewed through the store."""
-
-    def __init__(self, store: Engine, name: str, holder: str, duration: timedelta) -> None:
-        self.store = store
-        self.name = name
-        self.holder = holder
-        self.duration = duration
-
-    def take(self) -> bool:
-        """Take the lease if it is free, expired or already ours; report whether we hold it."""
-        return self.store.take_lease(self.name, holder=self.holder, duration=self.duration)
-
-    def renew(self) -> bool:
-        """Extend the lease if we still hold it and it has not expired."""
-        return self.store.renew_lease(self.name, holder=self.holder, duration=self.duration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +43,7 @@ class RetentionRun:
         return self.finished + self.unfinished
 
 
-class Retention:
+class Retention(LeasedChore):
     """Deletes results older than OPTIONS["purge"] cut-offs while this worker holds the lease."""
 
     def __init__(
@@ -71,21 +54,15 @@ class Retention:
         stopping: threading.Event,
         batch_size: int = RETENTION_BATCH_SIZE,
     ) -> None:
-        self.store = store
-        self.worker_id = worker_id
-        self.stopping = stopping
-        self.batch_size = batch_size
-        options = store.options
-        self.interval = options.heartbeat_interval * RETENTION_EVERY_HEARTBEATS
-        self.budget = min(RETENTION_RUN_BUDGET, options.heartbeat_interval / 2)
-        self.lease = NamedLease(
+        super().__init__(
             store,
-            f"retention:{store.backend_name}",
             worker_id,
-            # Outlives the gap between the holder's runs, so a live holder keeps it.
-            options.worker_timeout + self.interval,
+            stopping=stopping,
+            name="retention",
+            every_heartbeats=RETENTION_EVERY_HEARTBEATS,
+            budget=RETENTION_RUN_BUDGET,
         )
-        self._next_run = 0.0
+        self.batch_size = batch_size
 
     @property
     def enabled(self) -> bool:
@@ -93,18 +70,17 @@ class Retention:
 
     def run_if_due(self) -> RetentionRun | None:
         """Run when enabled and due: at once while a backlog remains, else every interval."""
-        if not self.enabled or time.monotonic() < self._next_run:
+        if not self.enabled or not self.due():
             return None
         run = self.run()
-        wait = 0.0 if run.leased and not run.complete else self.interval.total_seconds()
-        self._next_run = time.monotonic() + wait
+        self.ran(backlog=run.leased and not run.complete)
         return run
 
     def run(self) -> RetentionRun:
         """Take the lease and purge in batches until done, out of budget, or stopping."""
         if not self.lease.take():
             return RetentionRun(leased=False)
-        deadline = time.monotonic() + self.budget.total_seconds()
+        deadline = self.deadline()
         purge = self.store.options.purge
         counts = {True: 0, False: 0}
         complete = True

@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 
 from conveyor.store import Engine
-from conveyor.worker.retention import NamedLease
+from conveyor.worker.leased import LeasedChore
 
 logger = logging.getLogger(__name__)
 
@@ -32,32 +32,25 @@ ROLLUP_BATCH_MINUTES = 60
 ROLLUP_RUN_BUDGET = timedelta(seconds=2)
 
 
-class Rollup:
+class Rollup(LeasedChore):
     """Rolls finished tasks up into per-minute counts while this worker holds the lease."""
 
     def __init__(self, store: Engine, worker_id: str, *, stopping: threading.Event) -> None:
-        self.store = store
-        self.worker_id = worker_id
-        self.stopping = stopping
-        options = store.options
-        self.interval = options.heartbeat_interval * ROLLUP_EVERY_HEARTBEATS
-        self.budget = min(ROLLUP_RUN_BUDGET, options.heartbeat_interval / 2)
-        self.lease = NamedLease(
+        super().__init__(
             store,
-            f"rollup:{store.backend_name}",
             worker_id,
-            # Outlives the gap between the holder's runs, so a live holder keeps it.
-            options.worker_timeout + self.interval,
+            stopping=stopping,
+            name="rollup",
+            every_heartbeats=ROLLUP_EVERY_HEARTBEATS,
+            budget=ROLLUP_RUN_BUDGET,
         )
-        self._next_run = 0.0
 
     def run_if_due(self) -> int | None:
         """Run when due: at once while a backlog remains, else every interval."""
-        if time.monotonic() < self._next_run:
+        if not self.due():
             return None
         rolled, complete = self.run()
-        wait = 0.0 if not complete else self.interval.total_seconds()
-        self._next_run = time.monotonic() + wait
+        self.ran(backlog=not complete)
         return rolled
 
     def run(self) -> tuple[int, bool]:
@@ -65,7 +58,7 @@ class Rollup:
         how many minutes, and whether none is left."""
         if not self.lease.take():
             return 0, True
-        deadline = time.monotonic() + self.budget.total_seconds()
+        deadline = self.deadline()
         rolled = 0
         while not self.stopping.is_set() and time.monotonic() < deadline:
             minutes = self.store.roll_up(
