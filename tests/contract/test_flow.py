@@ -6,12 +6,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.models import F
 
 from conveyor import DuplicateResult, enqueue_many
 from conveyor.backend import DatabaseBackend
 from conveyor.columns import HOLD_NONE, HOLD_SLOT
 from conveyor.compat import TaskResultStatus, task_enqueued
-from conveyor.models import TaskRecord
+from conveyor.models import RateWindow, TaskRecord
 from conveyor.store import Outcome
 from conveyor.store.flow import FlowControl
 from tests.conftest import wait_until
@@ -195,6 +197,38 @@ def test_a_late_claim_does_not_count_its_starts_in_a_window_already_passed(
     assert (row.status, row.hold, row.worker_id, row.attempt_count) == (READY, 1, "", 0)
     (state,) = backend.store.rate_states()
     assert state.starts == 1  # only the current window's one start
+
+
+def test_a_claim_whose_window_is_pruned_under_it_waits_for_the_current_window(
+    backend: DatabaseBackend,
+) -> None:
+    """A worker in the next window may prune this claim's window between the claim's insert
+    of it (a no-op: the row existed) and its locked read; under READ COMMITTED the read then
+    finds no row. That is a late claim too: its tasks wait, and the worker goes on."""
+    rate_limited.enqueue()
+    (current,) = claim_all(backend.store, "w")
+    assert current.last_attempted_at is not None
+    late_task = rate_limited.enqueue()
+    TaskRecord.objects.filter(pk=late_task.id).update(
+        status=RUNNING, worker_id="late", attempt_count=1
+    )
+    late = TaskRecord.objects.get(pk=late_task.id)
+    late.last_attempted_at = current.last_attempted_at
+    store = backend.store
+    assert isinstance(store, FlowControl)
+
+    def prune_before_the_count(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.startswith("SELECT") and "conveyor_rate_window" in sql and "window_start =" in sql:
+            # What the other worker's committed prune leaves: its window, and not this one.
+            RateWindow.objects.update(window_start=F("window_start") + timedelta(seconds=1))
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(prune_before_the_count):
+        assert store._take_starts("late", [late]) == {late.pk}
+    row = TaskRecord.objects.get(pk=late.pk)
+    assert (row.status, row.hold, row.worker_id, row.attempt_count) == (READY, 1, "", 0)
+    (state,) = backend.store.rate_states()
+    assert state.starts == 1  # the other window's one start; the late task took none
 
 
 def test_insert_controlled_answers_the_live_task_of_a_duplicate_key(

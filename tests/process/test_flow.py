@@ -66,9 +66,12 @@ def test_a_concurrency_limit_holds_across_workers_while_other_tasks_flow(
 def test_a_rate_limit_holds_across_workers_for_a_minute(start_worker: Any) -> None:
     # 3 per second: 180 tasks take a minute, whatever the four workers could do.
     results = [rate_limited.enqueue() for _ in range(180)]
-    for _ in range(4):
-        start_worker("--concurrency", "8", "--delay-max", "200")
+    workers = [start_worker("--concurrency", "8", "--delay-max", "200") for _ in range(4)]
     wait_until(all_finished, timeout=120, what="every task to finish")
+    # Every task ran, and no worker died on the way (a dead worker's claimed tasks would be
+    # recovered as failed, their starts never counted).
+    assert TaskRecord.objects.filter(status=SUCCESSFUL).count() == 180
+    assert [worker.log() for worker in workers if not worker.alive()] == []
     # Counted where the limit counts them: by claim time on the database clock, in the
     # windows of one second the 3/s limit is counted in.
     starts = Attempt.objects.filter(task_id__in=[int(r.id) for r in results]).values_list(

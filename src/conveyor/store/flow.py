@@ -136,7 +136,12 @@ class FlowControl(Transitions):
         cursor.execute(PRUNE_WINDOWS_SQL.format(**names), [self.backend_name, key, stamp])
         lock = " FOR UPDATE" if self.connection.features.has_select_for_update else ""
         cursor.execute(COUNT_STARTS_SQL.format(lock=lock, **names), [self.backend_name, key, stamp])
-        (counted,) = cursor.fetchone()
+        found = cursor.fetchone()
+        if found is None:
+            # A newer window's prune, committed since the insert above, took the row: under
+            # READ COMMITTED the locked read skips a row deleted meanwhile. A late claim.
+            return 0
+        (counted,) = found
         cursor.execute(NEWER_WINDOW_SQL.format(**names), [self.backend_name, key, stamp])
         if cursor.fetchone() is not None:
             return 0  # a late claim: its window has passed; the tasks wait for the current one
