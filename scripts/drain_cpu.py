@@ -1,13 +1,13 @@
-"""Worker CPU per task of conveyor drains on PostgreSQL, for two source trees in turn (an A/B
-of the hot path in one session), measured by the benchmark's own harness and CPU reading.
+"""Worker CPU per task of conveyor drains, for two source trees in turn (an A/B of the hot
+path in one session), measured by the benchmark's own harness and CPU reading.
 
     .venv/bin/python -m scripts.drain_cpu [--tasks 20000] [--concurrency 64] [--repeats 3] \\
-        SRC [SRC ...]
+        [--database postgresql|sqlite] SRC [SRC ...]
 
 Each SRC is a conveyor source tree (a worktree's src/), put first on the workers' path; the
 drains alternate between them, so that the machine's drift touches each alike. Metrics and
 tracing are off, as in the benchmark's environment where neither extra is installed. Prints
-one JSON line per drain and per SRC the medians. Databases are named cpu_ab_<n>_conveyor.
+one JSON line per drain and per SRC the medians. Databases are named with cpu_ab_<n>_conveyor.
 """
 
 from __future__ import annotations
@@ -18,28 +18,36 @@ import statistics
 from pathlib import Path
 
 from benchmarks import measurements, processes
-from benchmarks.databases import PostgreSQL, Target
+from benchmarks.databases import PostgreSQL, Server, SQLite, Target
 from benchmarks.systems import SYSTEMS, System
 
 SETTINGS = "scripts.drain_cpu_settings"
+BENCHMARK_ENVIRONMENT = processes.environment
 
 
-class Server(PostgreSQL):
-    """PostgreSQL with database names of their own, beside a benchmark run's."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-
-    def template(self, slug: str) -> Target:
-        return Target(self.vendor, f"{self.tag}_{slug}_template")
-
-    def working(self, slug: str) -> Target:
-        return Target(self.vendor, f"{self.tag}_{slug}")
+SERVERS: dict[str, type[PostgreSQL | SQLite]] = {"postgresql": PostgreSQL, "sqlite": SQLite}
 
 
-def harness(src: str, index: int) -> measurements.Harness:
+def server(vendor: str, tag: str) -> Server:
+    """The vendor's server with database names of their own, beside a benchmark run's."""
+
+    base = SERVERS[vendor]
+
+    class Tagged(base):  # type: ignore[misc,valid-type]
+        # Both vendors name a working copy apart from its template (MariaDB does not).
+        def template(self, slug: str) -> Target:
+            return base.template(self, f"{tag}_{slug}")
+
+        def working(self, slug: str) -> Target:
+            return base.working(self, f"{tag}_{slug}")
+
+    tagged: Server = Tagged()
+    return tagged
+
+
+def harness(src: str, index: int, vendor: str) -> measurements.Harness:
     """The benchmark's harness, its workers running conveyor from `src`."""
-    base = processes.environment
+    base = BENCHMARK_ENVIRONMENT
 
     def environment(system: System, target: Target, **extra: str) -> dict[str, str]:
         env = base(system, target, **extra)
@@ -47,10 +55,12 @@ def harness(src: str, index: int) -> measurements.Harness:
         env["DJANGO_SETTINGS_MODULE"] = SETTINGS
         return env
 
-    setattr(measurements, "environment", environment)  # noqa: B010 - the harness looks it up there
+    # The harness and the helpers it calls (migrate, the driver) look it up there.
+    setattr(measurements, "environment", environment)  # noqa: B010
+    setattr(processes, "environment", environment)  # noqa: B010
     logs = Path(processes.ROOT) / ".cache" / "drain-cpu"
     logs.mkdir(parents=True, exist_ok=True)
-    return measurements.Harness(Server(f"cpu_ab_{index}"), logs)
+    return measurements.Harness(server(vendor, f"cpu_ab_{index}"), logs)
 
 
 def main() -> None:
@@ -59,15 +69,16 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--database", choices=sorted(SERVERS), default="postgresql")
     options = parser.parse_args()
     system = SYSTEMS["conveyor"]
     variant = measurements.Variant("drain_cpu", "drain", concurrency=options.concurrency)
     found: dict[str, list[dict[str, float]]] = {src: [] for src in options.sources}
     for index, src in enumerate(options.sources):
-        harness(src, index).prepare(system)
+        harness(src, index, options.database).prepare(system)
     for _ in range(options.repeats):
         for index, src in enumerate(options.sources):
-            drained = harness(src, index).drain(system, variant, options.tasks)
+            drained = harness(src, index, options.database).drain(system, variant, options.tasks)
             sample = {
                 "cpu_us_per_task": drained["cpu_us_per_task"],
                 "tasks_per_second": options.tasks / drained["seconds"],

@@ -42,9 +42,16 @@ def claim_all(store: Engine, worker_id: str = "w1", limit: int = 100) -> list[Ta
 
 
 def forget_task_statistics() -> None:
-    """Drop PostgreSQL's statistics of the task table, as on a new table before autovacuum's
-    first look (or with autovacuum off); skip the test where that needs a superuser."""
+    """Drop the planner's statistics of the task table, as on a new table: on PostgreSQL
+    before autovacuum's first look (or with autovacuum off; skip the test where that needs a
+    superuser); on SQLite, which gathers none until the application runs ANALYZE."""
     with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            if cursor.fetchone() is not None:
+                cursor.execute("DELETE FROM sqlite_stat1 WHERE tbl = 'conveyor_task'")
+                cursor.execute("ANALYZE sqlite_master")  # reloads what is left, analyzes nothing
+            return
         try:
             cursor.execute("DELETE FROM pg_statistic WHERE starelid = 'conveyor_task'::regclass")
         except DatabaseError as exc:

@@ -60,14 +60,18 @@ def finish_all_but(count: int) -> None:
 
 
 @pytest.mark.skipif(
-    "connection.vendor != 'postgresql'", reason="statistics as PostgreSQL keeps them"
+    "connection.vendor == 'mysql'", reason="InnoDB gathers statistics itself as rows change"
 )
 def test_the_claim_walks_the_index_on_a_table_never_analyzed(backend: DatabaseBackend) -> None:
-    forget_task_statistics()
+    # Rows held for their time too: their index (conveyor_task_waiting) also starts with
+    # status and hold, and without statistics looks as good to SQLite's planner.
+    enqueue_many(noop.using(run_after=later(hours=1)), [((), {})] * 100)
     enqueue_many(noop, [((), {})] * 3000)
+    forget_task_statistics()
     plan = claim_plan(backend)
     assert "conveyor_task_claim" in plan, plan
-    assert "Sort" not in plan, plan
+    for sign_of_sorting in ("Sort", "TEMP B-TREE"):
+        assert sign_of_sorting not in plan, plan
 
 
 def test_the_claim_sorts_nothing_even_with_a_large_finished_history(

@@ -153,3 +153,33 @@ def test_roll_up_deletes_minutes_older_than_it_keeps(backend: DatabaseBackend) -
     store.roll_up(lag=LAG, keep=HOUR, limit=1000)
 
     assert [m.count for m in MinuteCount.objects.filter(span_minutes=1)] == [1]
+
+
+def test_roll_up_passes_minutes_in_which_nothing_finished_in_one_step(
+    backend: DatabaseBackend,
+) -> None:
+    """A new backend's mark starts as far back as the rollup keeps: the empty minutes before
+    a finished task cost one step, not one per batch of minutes."""
+    store = backend.store
+    finished_ago(store, 150)
+    finished_ago(store, 30)
+    keep = timedelta(days=2)
+
+    first = store.roll_up(lag=LAG, keep=keep, limit=60)  # two days, to an hour past the first
+    (mark,) = RollupMark.objects.values_list("rolled_until", flat=True)
+    assert timedelta(minutes=89) <= store.database_now() - mark <= timedelta(minutes=91)
+    assert first >= 2 * 24 * 60 - 91
+    assert sum(m.count for m in MinuteCount.objects.filter(span_minutes=1)) == 1
+
+    # An hour with nothing, then the second task: in one step to the lag.
+    assert 87 <= store.roll_up(lag=LAG, keep=keep, limit=60) <= 90
+    assert sum(m.count for m in MinuteCount.objects.filter(span_minutes=1)) == 2
+    assert store.roll_up(lag=LAG, keep=keep, limit=60) in (0, 1)  # a minute may have passed
+    # Every complete hour has its row, summing its minutes.
+    minutes = MinuteCount.objects.filter(span_minutes=1)
+    hours = {m.minute: m.count for m in MinuteCount.objects.filter(span_minutes=60)}
+    assert hours == {m.hour: m.count for m in minutes if m.hour in hours}
+    assert sum(hours.values()) >= 1  # the task of 150 minutes ago is in a complete hour
+    assert totals(store.activity(since=timedelta(days=1), bucket="hour", top=5)) == {
+        "SUCCESSFUL": 2
+    }

@@ -24,6 +24,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Min,
     Q,
     Sum,
     Value,
@@ -94,9 +95,14 @@ class Rollup(EngineCore):
         oldest = floor_minute(now - keep)
         mark = self.rollup_mark(default=oldest)
         start = max(mark, oldest)
-        end = min(floor_minute(now - lag), start + MINUTE * limit)
-        if end <= start:
+        last = floor_minute(now - lag)
+        if last <= start:
             return 0
+        # Minutes in which nothing finished are passed in the same step: a new or quiet
+        # backend would otherwise step through all it keeps, a batch at a time.
+        first = self.first_finished(start, last)
+        busy_from = last if first is None else max(start, floor_minute(first))
+        end = min(last, busy_from + MINUTE * limit)
         # Read before the write transaction: SQLite's would hold every writer up meanwhile.
         rows = [
             MinuteCount(
@@ -112,6 +118,13 @@ class Rollup(EngineCore):
         ]
         write = partial(self.write_minutes, mark, start=start, end=end, oldest=oldest, rows=rows)
         return (end - start) // MINUTE if self.retrying(write) else 0
+
+    def first_finished(self, start: datetime, end: datetime) -> datetime | None:
+        """When the first task that finished in [start, end) finished (on the finished_at
+        index), or None."""
+        rows = self.task_rows().finished().filter(finished_at__gte=start, finished_at__lt=end)
+        first: datetime | None = rows.aggregate(first=Min("finished_at"))["first"]
+        return first
 
     def rollup_mark(self, *, default: datetime) -> datetime:
         """This backend's mark, created at `default` if it has none yet."""

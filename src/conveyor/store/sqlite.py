@@ -18,13 +18,16 @@ from conveyor.store.values import QueueFilter
 NOW = "STRFTIME('%%Y-%%m-%%d %%H:%%M:%%f000', 'NOW')"
 
 # SQLite has one writer at a time, so the write transaction that claims is the lock: no other
-# worker can read the same READY rows as claimable until it commits.
+# worker can read the same READY rows as claimable until it commits. The claim index is
+# named: SQLite gathers no statistics until the application runs ANALYZE, and without them
+# its planner takes the staging index (conveyor_task_waiting, also status and hold first)
+# for the range on available_after and sorts every due row, on every claim.
 CLAIM_SQL = f"""
 UPDATE {{table}}
 SET status = 'RUNNING', worker_id = %s, attempt_count = attempt_count + 1,
     started_at = COALESCE(started_at, {NOW}), last_attempted_at = {NOW}
 WHERE id IN (
-    SELECT id FROM {{table}}
+    SELECT id FROM {{table}} INDEXED BY conveyor_task_claim
     WHERE status = 'READY' AND hold = 0 AND backend_name = %s
         AND available_after <= {NOW} {{queues}}
     ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
