@@ -35,20 +35,21 @@ def analyze() -> None:
 
 def claim_plan(backend: DatabaseBackend) -> str:
     table = connection.ops.quote_name(TaskRecord._meta.db_table)
+    columns = backend.store.returned_columns  # type: ignore[attr-defined]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # With the planner settings the claim is sent with.
             queue_sql, queue_params = QUEUES.as_sql(column="(queue_name || '')")
-            sql = POSTGRESQL_CLAIM.format(table=table, queues=queue_sql)
+            sql = POSTGRESQL_CLAIM.format(table=table, queues=queue_sql, columns=columns)
             cursor.execute(f"{PLANNER_SQL}EXPLAIN {sql}", [backend.alias, *queue_params, 10, "w"])
             skip_results(cursor, PLANNER_STATEMENTS)
         elif connection.vendor == "sqlite":
             queue_sql, queue_params = QUEUES.as_sql()
-            sql = SQLITE_CLAIM.format(table=table, queues=queue_sql)
+            sql = SQLITE_CLAIM.format(table=table, queues=queue_sql, columns=columns)
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", ["w", backend.alias, *queue_params, 10])
         else:
             queue_sql, queue_params = QUEUES.as_sql()
-            sql = MYSQL_PICK.format(table=table, queues=queue_sql)
+            sql = MYSQL_PICK.format(table=table, queues=queue_sql, columns=columns)
             with transaction.atomic():
                 cursor.execute(f"EXPLAIN {sql}", [backend.alias, *queue_params, 10])
         return "\n".join(" ".join(str(part) for part in row) for row in cursor.fetchall())

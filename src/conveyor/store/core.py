@@ -21,7 +21,7 @@ from conveyor.backoff import Backoff
 from conveyor.conf import BackendOptions
 from conveyor.models import Attempt, TaskRecord, TaskRecordQuerySet
 from conveyor.store.engine import WakeupSource
-from conveyor.store.rows import RowReader
+from conveyor.store.rows import RowReader, task_columns
 from conveyor.store.values import Decision, Outcome, RetryDecider
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,12 @@ class EngineCore:
     @cached_property
     def rows(self) -> RowReader:
         return RowReader(self.using)
+
+    @cached_property
+    def returned_columns(self) -> str:
+        """Every column of conveyor_task as the claims select them, from the table aliased
+        `task` (see TASK_COLUMNS)."""
+        return task_columns(self.connection.ops.quote_name, "task")
 
     def table(self, model: type[Model]) -> str:
         return self.connection.ops.quote_name(model._meta.db_table)

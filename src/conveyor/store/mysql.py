@@ -7,6 +7,7 @@ from django.db import DatabaseError, OperationalError
 
 from conveyor.models import TaskRecord
 from conveyor.store.portable import PortableEngine
+from conveyor.store.rows import TASK_COLUMNS
 from conveyor.store.statements import placeholders
 from conveyor.store.transitions import RUNNING
 from conveyor.store.values import QueueFilter
@@ -16,7 +17,7 @@ NOW = "CURRENT_TIMESTAMP(6)"
 # Pick and lock the most urgent due rows nobody else has locked; SKIP LOCKED lets concurrent
 # workers take disjoint batches without waiting. The clock comes along for the update.
 PICK_SQL = f"""
-SELECT task.*, {NOW} AS conveyor_now FROM {{table}} AS task
+SELECT {{columns}}, {NOW} AS conveyor_now FROM {{table}} AS task
 WHERE status = 'READY' AND hold = 0 AND backend_name = %s
     AND available_after <= {NOW} {{queues}}
 ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
@@ -54,10 +55,10 @@ class MySQLEngine(PortableEngine):
         with self.write_transaction(), self.connection.cursor() as cursor:
             cursor.execute(self.stage_statement(), [self.backend_name])
             cursor.execute(
-                PICK_SQL.format(table=table, queues=queue_sql),
+                PICK_SQL.format(table=table, queues=queue_sql, columns=self.returned_columns),
                 [self.backend_name, *queue_params, limit],
             )
-            picked, extra = self.rows.records_and_extra(cursor)
+            picked, extra = self.rows.records_and_extra(cursor, TASK_COLUMNS)
             if not picked:
                 return []
             now = self.rows.datetime(extra[0][0])

@@ -20,6 +20,7 @@ from conveyor.store.listen import (
     PostgreSQLNotifications,
 )
 from conveyor.store.portable import PortableEngine
+from conveyor.store.rows import TASK_COLUMNS
 from conveyor.store.transitions import (
     FAILED,
     READY,
@@ -54,7 +55,7 @@ SET status = 'RUNNING', worker_id = %s, attempt_count = task.attempt_count + 1,
     last_attempted_at = STATEMENT_TIMESTAMP()
 FROM picked
 WHERE task.id = picked.id AND task.status = 'READY'
-RETURNING task.*
+RETURNING {columns}
 """
 
 # Finish: record a batch of ended attempts in one statement, for the worker that ran them or
@@ -154,13 +155,15 @@ class PostgreSQLEngine(PortableEngine):
         # claim index towards conveyor_task_queue and a sort (see PLANNER_SQL).
         queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
         # One round trip: planner settings, staging, then the claim (see PLANNER_SQL).
-        claim = CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
+        claim = CLAIM_SQL.format(
+            table=self.table(TaskRecord), queues=queue_sql, columns=self.returned_columns
+        )
         sql = f"{PLANNER_SQL}{self.stage_statement()}; {claim}"
         params: list[Any] = [self.backend_name, self.backend_name, *queue_params, limit, worker_id]
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             skip_results(cursor, PLANNER_STATEMENTS + 1)
-            return self.rows.records(cursor)
+            return self.rows.records(cursor, TASK_COLUMNS)
 
     def insert_batch(self, tasks: Sequence[NewTask]) -> None:
         if len(tasks) == 1:

@@ -7,7 +7,9 @@ more per row, and claims are on the hot path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -19,6 +21,35 @@ from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
 
 from conveyor.models import TaskRecord
+
+# Every column of conveyor_task, in the model's order: what the hot statements return, named
+# in the statement so that reading a reply needs no description of it.
+TASK_COLUMNS = tuple(str(field.column) for field in TaskRecord._meta.concrete_fields)
+
+
+def task_columns(quote: Callable[[str], str], alias: str = "") -> str:
+    """TASK_COLUMNS as a select list, each quoted (and qualified by the table's alias)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(f"{prefix}{quote(column)}" for column in TASK_COLUMNS)
+
+
+def signalled() -> bool:
+    """Whether TaskRecord's init signals have receivers (records are then built by
+    Model.from_db, which sends them)."""
+    return pre_init.has_listeners(TaskRecord) or post_init.has_listeners(TaskRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class RowPlan:
+    """What turns rows of one column list into TaskRecords on one connection."""
+
+    connection: BaseDatabaseWrapper
+    signals: bool
+    width: int
+    compiler: Any
+    converters: dict[int, Any]
+    order: list[int]
+    build: Callable[[list[Any]], TaskRecord]
 
 
 class RowReader:
@@ -33,6 +64,7 @@ class RowReader:
             *self.connection.ops.get_db_converters(self._datetime_column),
             *field.get_db_converters(self.connection),
         ]
+        self._plans = threading.local()  # each thread's connection has its own
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -46,43 +78,65 @@ class RowReader:
         converted: datetime = value
         return converted
 
-    def records(self, cursor: CursorWrapper) -> list[TaskRecord]:
-        """Rows of conveyor_task (any column order) as TaskRecords."""
-        records, _ = self.records_and_extra(cursor)
+    def records(
+        self, cursor: CursorWrapper, columns: Sequence[str] | None = None
+    ) -> list[TaskRecord]:
+        """Rows of conveyor_task as TaskRecords; `columns` names what the statement selected
+        (TASK_COLUMNS, say), else the cursor's description does."""
+        records, _ = self.records_and_extra(cursor, columns)
         return records
 
     def records_and_extra(
-        self, cursor: CursorWrapper
+        self, cursor: CursorWrapper, columns: Sequence[str] | None = None
     ) -> tuple[list[TaskRecord], list[tuple[Any, ...]]]:
         """Rows of conveyor_task as TaskRecords, and per row the values of any further
         columns (not conveyor_task's) that the statement selected after them."""
-        names = [column[0] for column in cursor.description]
-        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
-        fields = [by_column[name] for name in names if name in by_column]
+        if columns is None:
+            columns = [column[0] for column in cursor.description]
+        plan = self.plan(tuple(columns))
+        rows = cursor.fetchall()
+        width = plan.width
+        task_rows: Iterable[Sequence[Any]] = [row[:width] for row in rows]
+        if plan.converters:
+            task_rows = plan.compiler.apply_converters(task_rows, plan.converters)
+        order, build = plan.order, plan.build
+        records = [build([row[i] for i in order]) for row in task_rows]
+        return records, [tuple(row[width:]) for row in rows]
+
+    def plan(self, columns: tuple[str, ...]) -> RowPlan:
+        """How rows of these columns become TaskRecords on this thread's connection: made
+        once per statement shape (a claim's fixed cost was mostly this)."""
         connection = self.connection
+        plans: dict[tuple[str, ...], RowPlan] = self._plans.__dict__.setdefault("by_columns", {})
+        plan = plans.get(columns)
+        if plan is not None and plan.connection is connection and plan.signals == signalled():
+            return plan
+        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
+        fields = [by_column[name] for name in columns if name in by_column]
         compiler = connection.ops.compiler("SQLCompiler")(
             TaskRecord.objects.none().query, connection, self.using
         )
         converters = compiler.get_converters([f.get_col(TaskRecord._meta.db_table) for f in fields])
-        rows = cursor.fetchall()
-        width = len(fields)
-        task_rows: Iterable[Sequence[Any]] = [row[:width] for row in rows]
-        if converters:
-            task_rows = compiler.apply_converters(task_rows, converters)
         # Model.from_db takes values in the model's field order, which need not be the table's
         # column order (a column added by a migration comes last in the table).
         position = {f.attname: i for i, f in enumerate(fields)}
         attnames = [f.attname for f in TaskRecord._meta.concrete_fields if f.attname in position]
-        order = [position[name] for name in attnames]
-        build = self.builder(attnames)
-        records = [build([row[i] for i in order]) for row in task_rows]
-        return records, [tuple(row[width:]) for row in rows]
+        plan = plans[columns] = RowPlan(
+            connection=connection,
+            signals=signalled(),
+            width=len(fields),
+            compiler=compiler,
+            converters=converters,
+            order=[position[name] for name in attnames],
+            build=self.builder(attnames),
+        )
+        return plan
 
     def builder(self, attnames: list[str]) -> Callable[[list[Any]], TaskRecord]:
         """Model.from_db, or, when no one listens to TaskRecord's pre_init and post_init
         signals, the same instance built without __init__ (a claim builds one per row)."""
         using = self.using
-        if pre_init.has_listeners(TaskRecord) or post_init.has_listeners(TaskRecord):
+        if signalled():
             return partial(TaskRecord.from_db, using, attnames)
         if len(attnames) != len(TaskRecord._meta.concrete_fields):
             return partial(TaskRecord.from_db, using, attnames)  # deferred fields: the ORM's way

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import DurationField, Expression, F, Func
 
 from conveyor.models import TaskRecord
 from conveyor.store.portable import PortableEngine
+from conveyor.store.rows import TASK_COLUMNS, task_columns
 from conveyor.store.values import QueueFilter
 
 # The database clock in the text form Django stores datetimes in: SQLite's %f has
@@ -33,7 +35,7 @@ WHERE id IN (
     ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
     LIMIT %s
 )
-RETURNING *
+RETURNING {{columns}}
 """
 
 LOCKED_MESSAGES = ("database is locked", "database table is locked", "database is busy")
@@ -81,13 +83,20 @@ class SQLiteEngine(PortableEngine):
             raise
         atomic.__exit__(None, None, None)
 
+    @cached_property
+    def returned_columns(self) -> str:
+        # SQLite's RETURNING names the updated table's columns unqualified.
+        return task_columns(self.connection.ops.quote_name)
+
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         queue_sql, queue_params = queues.as_sql()
-        sql = CLAIM_SQL.format(table=self.table(TaskRecord), queues=queue_sql)
+        sql = CLAIM_SQL.format(
+            table=self.table(TaskRecord), queues=queue_sql, columns=self.returned_columns
+        )
         with self.write_transaction(), self.connection.cursor() as cursor:
             cursor.execute(self.stage_statement(), [self.backend_name])
             cursor.execute(sql, [worker_id, self.backend_name, *queue_params, limit])
-            return self.rows.records(cursor)
+            return self.rows.records(cursor, TASK_COLUMNS)
 
     def is_transient(self, exc: DatabaseError) -> bool:
         return isinstance(exc, OperationalError) and str(exc).lower().startswith(LOCKED_MESSAGES)
