@@ -39,7 +39,11 @@ from conveyor.store.values import NewTask, Outcome, QueueFilter, Written
 PLANNER_SQL = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; "
 
 # Claim: lock the most urgent due rows nobody else has locked, and mark them RUNNING, in one
-# statement. SKIP LOCKED lets concurrent workers take disjoint batches without waiting.
+# statement. SKIP LOCKED lets concurrent workers take disjoint batches without waiting. The
+# rows are updated by primary key from an array of the picked ids: joined to the CTE, and
+# re-checking their status, the update was free to find them through an index on status
+# instead, reading every READY row when the statistics were stale (the lock has re-checked
+# the picked rows already: they are READY and locked until the statement commits).
 CLAIM_SQL = """
 WITH picked AS (
     SELECT id FROM {table}
@@ -53,8 +57,7 @@ UPDATE {table} AS task
 SET status = 'RUNNING', worker_id = %s, attempt_count = task.attempt_count + 1,
     started_at = COALESCE(task.started_at, STATEMENT_TIMESTAMP()),
     last_attempted_at = STATEMENT_TIMESTAMP()
-FROM picked
-WHERE task.id = picked.id AND task.status = 'READY'
+WHERE task.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING {columns}
 """
 
