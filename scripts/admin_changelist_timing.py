@@ -12,15 +12,12 @@ date drill-down, case-insensitive search).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scripts.operations_settings")
+from scripts.operations_database import prepare, set_up
 
-import django
-
-django.setup()
+set_up()
 
 from django.contrib.auth.models import User  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
@@ -29,7 +26,6 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from conveyor.admin.tasks import TaskRecordAdmin  # noqa: E402
 from conveyor.models import Attempt, TaskRecord  # noqa: E402
-from scripts.operations_database import prepare  # noqa: E402
 
 TASK_NAMES = [
     "send_invoice", "send_email", "resize_image", "sync_crm", "build_report", "charge_card",

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable
 from functools import partial
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scripts.operations_settings")
+from scripts.operations_database import prepare, set_up
 
-import django
-
-django.setup()
+set_up()
 
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -46,7 +43,6 @@ from conveyor.worker.rollup import (  # noqa: E402
     ROLLUP_LAG,
 )
 from scripts.admin_changelist_timing import TASK_NAMES  # noqa: E402
-from scripts.operations_database import prepare  # noqa: E402
 
 FILL_POSTGRESQL = """
 INSERT INTO conveyor_task (task_path, backend_name, queue_name, priority, takes_context,

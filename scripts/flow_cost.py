@@ -13,38 +13,23 @@ finish, on the database clock; prints per mode the median and its ratio to plain
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-SETTINGS = "scripts.operations_settings"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
-os.environ.setdefault(
-    "CONVEYOR_OPERATIONS_DATABASE_NAME",
-    "/tmp/conveyor-flow.sqlite3"
-    if os.environ.get("CONVEYOR_OPERATIONS_DATABASE") == "sqlite"
-    else "conveyor_flow",
-)
+from scripts.operations_database import prepare, set_up
 
-import django  # noqa: E402
+set_up("conveyor_flow")
 
-django.setup()
-
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
 from conveyor import enqueue_many  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
-from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import limited_noop, noop, rated_noop, unique_noop  # noqa: E402
+from scripts.operations_worker import start_worker  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 4
 MODES: dict[str, tuple[Any, bool]] = {
     "plain": (noop, False),
@@ -65,13 +50,7 @@ def enqueue(task: Any, count: int, numbered: bool) -> list[int]:
 def drain(mode: str, tasks: int) -> float:
     task, numbered = MODES[mode]
     ids = enqueue(task, tasks, numbered)
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "CONVEYOR_OPERATIONS_DATABASE_NAME": settings.DATABASES["default"]["NAME"],
-    }
-    command = [sys.executable, "-m", "django", "conveyor_worker", f"--settings={SETTINGS}"]
-    worker = subprocess.Popen([*command, "--concurrency", str(CONCURRENCY)], env=env, cwd=ROOT)
+    worker = start_worker(CONCURRENCY)
     try:
         pending = TaskRecord.objects.filter(pk__in=ids).exclude(status="SUCCESSFUL")
         while pending.exists():

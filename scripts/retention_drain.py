@@ -15,30 +15,16 @@ retention deleted meanwhile.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
-SETTINGS = "scripts.operations_settings"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
-os.environ.setdefault(
-    "CONVEYOR_OPERATIONS_DATABASE_NAME",
-    "/tmp/conveyor-drain.sqlite3"
-    if os.environ.get("CONVEYOR_OPERATIONS_DATABASE") == "sqlite"
-    else "conveyor_drain",
-)
+from scripts.operations_database import prepare, set_up
 
-import django  # noqa: E402
+set_up("conveyor_drain")
 
-django.setup()
-
-from django.conf import settings  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 from django.utils import timezone  # noqa: E402
@@ -46,10 +32,9 @@ from django.utils import timezone  # noqa: E402
 from conveyor.backend import DatabaseBackend  # noqa: E402
 from conveyor.compat import task_backends  # noqa: E402
 from conveyor.models import Attempt, TaskRecord  # noqa: E402
-from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402
+from scripts.operations_worker import start_worker  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 HISTORY_PATH = "app.tasks.old"
 FILL_HISTORY = """
 WITH made AS (
@@ -128,22 +113,7 @@ def start_workers(count: int, automatic: bool) -> list[subprocess.Popen[bytes]]:
         "heartbeat_interval": 1,
         "worker_timeout": 10,
     }
-    env = {
-        **os.environ,
-        "CONVEYOR_OPERATIONS_OPTIONS": json.dumps(options),
-        "PYTHONPATH": str(ROOT),
-        "CONVEYOR_OPERATIONS_DATABASE_NAME": settings.DATABASES["default"]["NAME"],
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "django",
-        "conveyor_worker",
-        "--settings=scripts.operations_settings",
-    ]
-    return [
-        subprocess.Popen([*command, "--concurrency", "4"], env=env, cwd=ROOT) for _ in range(count)
-    ]
+    return [start_worker(4, options=options) for _ in range(count)]
 
 
 def drain(

@@ -14,39 +14,24 @@ mode the median rate and the median time per task.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-SETTINGS = "scripts.operations_settings"
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
-os.environ.setdefault(
-    "CONVEYOR_OPERATIONS_DATABASE_NAME",
-    "/tmp/conveyor-controls.sqlite3"
-    if os.environ.get("CONVEYOR_OPERATIONS_DATABASE") == "sqlite"
-    else "conveyor_controls",
-)
+from scripts.operations_database import prepare, set_up
 
-import django  # noqa: E402
+set_up("conveyor_controls")
 
-django.setup()
-
-from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.db.models import Max, Min  # noqa: E402
 
 from conveyor.backend import DatabaseBackend  # noqa: E402
 from conveyor.compat import task_backends  # noqa: E402
 from conveyor.models import TaskRecord  # noqa: E402
-from scripts.operations_database import prepare  # noqa: E402
 from scripts.operations_tasks import noop  # noqa: E402
+from scripts.operations_worker import start_worker  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 4
 WARM_UP = 40
 # Each mode: its worker flags and OPTIONS.
@@ -63,19 +48,6 @@ def enqueue(backend: DatabaseBackend, count: int) -> list[int]:
     return [record.pk for record in records if record.pk is not None]
 
 
-def start_worker(flags: list[str], options: dict[str, object]) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "CONVEYOR_OPERATIONS_OPTIONS": json.dumps(options),
-        "PYTHONPATH": str(ROOT),
-        "CONVEYOR_OPERATIONS_DATABASE_NAME": settings.DATABASES["default"]["NAME"],
-    }
-    command = [sys.executable, "-m", "django", "conveyor_worker", f"--settings={SETTINGS}"]
-    return subprocess.Popen(
-        [*command, "--concurrency", str(CONCURRENCY), *flags], env=env, cwd=ROOT
-    )
-
-
 def wait_done(ids: list[int], worker: subprocess.Popen[bytes]) -> None:
     pending = TaskRecord.objects.filter(pk__in=ids).exclude(status="SUCCESSFUL")
     while pending.exists():
@@ -87,7 +59,7 @@ def wait_done(ids: list[int], worker: subprocess.Popen[bytes]) -> None:
 def drain(backend: DatabaseBackend, mode: str, tasks: int) -> float:
     """Drain `tasks` no-op tasks in one mode; return tasks per second."""
     flags, options = MODES[mode]
-    worker = start_worker(flags, options)
+    worker = start_worker(CONCURRENCY, *flags, options=options)
     try:
         wait_done(enqueue(backend, WARM_UP), worker)
         ids = enqueue(backend, tasks)
