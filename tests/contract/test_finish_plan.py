@@ -4,6 +4,7 @@ an index, never a scan of the table), and plans the same with the settings as wi
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -32,18 +33,17 @@ BY_INDEX = re.compile(
 
 
 def finish_plan(backend: DatabaseBackend, records: list[TaskRecord], *, settings: bool) -> str:
-    n = len(records)
-    succeeded = [str(TaskResultStatus.SUCCESSFUL)] * n
-    nothing = [None] * n
-    ids, attempts = [r.pk for r in records], [r.attempt_count for r in records]
-    columns = [ids, attempts, ["w"] * n, succeeded, succeeded, nothing, nothing, [0] * n,
-               nothing, nothing]  # fmt: skip
+    succeeded = str(TaskResultStatus.SUCCESSFUL)
+    rows = [
+        [r.pk, r.attempt_count, "w", succeeded, succeeded, None, None, 0, None, None]
+        for r in records
+    ]
     sql = backend.store.finish_sql  # type: ignore[attr-defined]
     with transaction.atomic(), backend.store.bound_cursor() as cursor:  # type: ignore[attr-defined]
         if settings:
             for statement in PLANNER_SQL.split(";")[:-1]:
                 cursor.execute(statement)
-        cursor.execute(f"EXPLAIN {sql}", columns)
+        cursor.execute(f"EXPLAIN {sql}", [json.dumps(rows)])
         return "\n".join(row[0] for row in cursor.fetchall())
 
 

