@@ -261,3 +261,29 @@ def test_enqueue_many_is_all_or_nothing(bad: Any, message: str) -> None:
 def test_enqueue_many_with_nothing_stores_nothing() -> None:
     assert enqueue_many(noop, []) == []
     assert not TaskRecord.objects.exists()
+
+
+def test_a_batch_keeps_each_task_s_own_values_in_order(backend: DatabaseBackend) -> None:
+    now = backend.store.database_now()
+    later, earlier = now + timedelta(hours=1, microseconds=7), now - timedelta(minutes=5)
+    tasks = [
+        backend.new_task(add.using(run_after=later, priority=5), (1, 2), {}),
+        backend.new_task(echo, ({"ü": [None, 1.5, '"q"']},), {}),
+        backend.new_task(add.using(run_after=earlier, queue_name="low_priority"), (3, 4), {}),
+    ]
+    backend.store.insert(tasks)
+    ids = [task.pk for task in tasks]
+    assert None not in ids
+    first, second, third = (TaskRecord.objects.get(pk=pk) for pk in ids if pk is not None)
+    assert (first.run_after, first.available_after, first.hold, first.priority) == (
+        later,
+        later,
+        1,
+        5,
+    )
+    assert first.arguments == {"args": [1, 2], "kwargs": {}}
+    assert (second.run_after, second.hold, second.queue_name) == (None, 0, "default")
+    assert second.arguments == {"args": [{"ü": [None, 1.5, '"q"']}], "kwargs": {}}
+    assert (third.run_after, third.available_after, third.hold) == (earlier, earlier, 0)
+    assert third.queue_name == "low_priority"
+    assert [task.available_after for task in tasks] == [later, second.available_after, earlier]
