@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db.models.functions import Now
+from django.db.models.signals import post_init
 
 from conveyor.backend import DatabaseBackend
 from conveyor.columns import HOLD_NONE, HOLD_TIME
@@ -112,6 +113,27 @@ def test_queue_filters(backend: DatabaseBackend) -> None:
     )
     assert excluded == []
     assert [str(r.pk) for r in claim_all(backend.store)] == [default.id]
+
+
+@pytest.mark.parametrize("heard", [False, True], ids=["no init receivers", "post_init heard"])
+def test_claimed_records_are_what_the_orm_builds(backend: DatabaseBackend, heard: bool) -> None:
+    enqueue()
+    seen: list[int] = []
+
+    def receiver(sender: Any, instance: TaskRecord, **kwargs: Any) -> None:
+        seen.append(instance.pk)
+
+    if heard:
+        post_init.connect(receiver, sender=TaskRecord)
+    try:
+        (record,) = claim_all(backend.store, "w")
+    finally:
+        post_init.disconnect(receiver, sender=TaskRecord)
+    stored = TaskRecord.objects.get(pk=record.pk)
+    assert seen == ([record.pk] if heard else [])
+    fields = [field.attname for field in TaskRecord._meta.concrete_fields]
+    assert [getattr(record, name) for name in fields] == [getattr(stored, name) for name in fields]
+    assert (record._state.adding, record._state.db) == (False, stored._state.db)
 
 
 def test_claim_ignores_other_backends(backend: DatabaseBackend) -> None:

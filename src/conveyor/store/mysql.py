@@ -7,7 +7,6 @@ from django.db import DatabaseError, OperationalError
 
 from conveyor.models import TaskRecord
 from conveyor.store.portable import PortableEngine
-from conveyor.store.rows import TASK_COLUMNS
 from conveyor.store.statements import placeholders
 from conveyor.store.transitions import RUNNING
 from conveyor.store.values import QueueFilter
@@ -58,7 +57,7 @@ class MySQLEngine(PortableEngine):
                 PICK_SQL.format(table=table, queues=queue_sql, columns=self.returned_columns),
                 [self.backend_name, *queue_params, limit],
             )
-            picked, extra = self.rows.records_and_extra(cursor, TASK_COLUMNS)
+            picked, extra = self.rows.records_and_extra(cursor)
             if not picked:
                 return []
             now = self.rows.datetime(extra[0][0])

@@ -20,7 +20,6 @@ from conveyor.store.listen import (
     PostgreSQLNotifications,
 )
 from conveyor.store.portable import PortableEngine
-from conveyor.store.rows import TASK_COLUMNS
 from conveyor.store.transitions import (
     FAILED,
     READY,
@@ -170,7 +169,7 @@ class PostgreSQLEngine(PortableEngine):
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             skip_results(cursor, PLANNER_STATEMENTS + 1)
-            return self.rows.records(cursor, TASK_COLUMNS)
+            return self.rows.records(cursor)
 
     def insert_batch(self, tasks: Sequence[NewTask]) -> None:
         if len(tasks) == 1:

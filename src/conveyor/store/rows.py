@@ -23,8 +23,11 @@ from django.db.models.signals import post_init, pre_init
 from conveyor.models import TaskRecord
 
 # Every column of conveyor_task, in the model's order: what the hot statements return, named
-# in the statement so that reading a reply needs no description of it.
-TASK_COLUMNS = tuple(str(field.column) for field in TaskRecord._meta.concrete_fields)
+# in the statement so that reading a reply needs no description of it, and in the order
+# Model.from_db takes its values (a column added by a migration comes last in the table).
+FIELDS = tuple(TaskRecord._meta.concrete_fields)
+TASK_COLUMNS = tuple(str(field.column) for field in FIELDS)
+ATTNAMES = [field.attname for field in FIELDS]
 
 
 def task_columns(quote: Callable[[str], str], alias: str = "") -> str:
@@ -41,15 +44,13 @@ def signalled() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class RowPlan:
-    """What turns rows of one column list into TaskRecords on one connection."""
+    """What turns rows of TASK_COLUMNS into TaskRecords on one connection."""
 
     connection: BaseDatabaseWrapper
     signals: bool
-    width: int
     compiler: Any
     converters: dict[int, Any]
-    order: list[int]
-    build: Callable[[list[Any]], TaskRecord]
+    build: Callable[[Sequence[Any]], TaskRecord]
 
 
 class RowReader:
@@ -78,72 +79,56 @@ class RowReader:
         converted: datetime = value
         return converted
 
-    def records(
-        self, cursor: CursorWrapper, columns: Sequence[str] | None = None
-    ) -> list[TaskRecord]:
-        """Rows of conveyor_task as TaskRecords; `columns` names what the statement selected
-        (TASK_COLUMNS, say), else the cursor's description does."""
-        records, _ = self.records_and_extra(cursor, columns)
+    def records(self, cursor: CursorWrapper) -> list[TaskRecord]:
+        """Rows of TASK_COLUMNS (as `task_columns()` selects them) as TaskRecords."""
+        records, _ = self.records_and_extra(cursor)
         return records
 
     def records_and_extra(
-        self, cursor: CursorWrapper, columns: Sequence[str] | None = None
+        self, cursor: CursorWrapper
     ) -> tuple[list[TaskRecord], list[tuple[Any, ...]]]:
-        """Rows of conveyor_task as TaskRecords, and per row the values of any further
-        columns (not conveyor_task's) that the statement selected after them."""
-        if columns is None:
-            columns = [column[0] for column in cursor.description]
-        plan = self.plan(tuple(columns))
+        """Rows that start with TASK_COLUMNS as TaskRecords, and per row the values of any
+        further columns that the statement selected after them."""
+        plan = self.plan()
         rows = cursor.fetchall()
-        width = plan.width
+        width = len(TASK_COLUMNS)
         task_rows: Iterable[Sequence[Any]] = [row[:width] for row in rows]
         if plan.converters:
             task_rows = plan.compiler.apply_converters(task_rows, plan.converters)
-        order, build = plan.order, plan.build
-        records = [build([row[i] for i in order]) for row in task_rows]
+        build = plan.build
+        records = [build(row) for row in task_rows]
         return records, [tuple(row[width:]) for row in rows]
 
-    def plan(self, columns: tuple[str, ...]) -> RowPlan:
-        """How rows of these columns become TaskRecords on this thread's connection: made
-        once per statement shape (a claim's fixed cost was mostly this)."""
+    def plan(self) -> RowPlan:
+        """How rows become TaskRecords on this thread's connection: made once (a claim's
+        fixed cost was mostly this), again if the connection or the init signals change."""
         connection = self.connection
-        plans: dict[tuple[str, ...], RowPlan] = self._plans.__dict__.setdefault("by_columns", {})
-        plan = plans.get(columns)
+        plan: RowPlan | None = getattr(self._plans, "plan", None)
         if plan is not None and plan.connection is connection and plan.signals == signalled():
             return plan
-        by_column = {f.column: f for f in TaskRecord._meta.concrete_fields}
-        fields = [by_column[name] for name in columns if name in by_column]
         compiler = connection.ops.compiler("SQLCompiler")(
             TaskRecord.objects.none().query, connection, self.using
         )
-        converters = compiler.get_converters([f.get_col(TaskRecord._meta.db_table) for f in fields])
-        # Model.from_db takes values in the model's field order, which need not be the table's
-        # column order (a column added by a migration comes last in the table).
-        position = {f.attname: i for i, f in enumerate(fields)}
-        attnames = [f.attname for f in TaskRecord._meta.concrete_fields if f.attname in position]
-        plan = plans[columns] = RowPlan(
+        table = TaskRecord._meta.db_table
+        plan = self._plans.plan = RowPlan(
             connection=connection,
             signals=signalled(),
-            width=len(fields),
             compiler=compiler,
-            converters=converters,
-            order=[position[name] for name in attnames],
-            build=self.builder(attnames),
+            converters=compiler.get_converters([field.get_col(table) for field in FIELDS]),
+            build=self.builder(),
         )
         return plan
 
-    def builder(self, attnames: list[str]) -> Callable[[list[Any]], TaskRecord]:
+    def builder(self) -> Callable[[Sequence[Any]], TaskRecord]:
         """Model.from_db, or, when no one listens to TaskRecord's pre_init and post_init
         signals, the same instance built without __init__ (a claim builds one per row)."""
         using = self.using
         if signalled():
-            return partial(TaskRecord.from_db, using, attnames)
-        if len(attnames) != len(TaskRecord._meta.concrete_fields):
-            return partial(TaskRecord.from_db, using, attnames)  # deferred fields: the ORM's way
+            return partial(TaskRecord.from_db, using, ATTNAMES)
 
-        def build(values: list[Any]) -> TaskRecord:
+        def build(values: Sequence[Any]) -> TaskRecord:
             record = TaskRecord.__new__(TaskRecord)
-            record.__dict__.update(zip(attnames, values, strict=True))
+            record.__dict__.update(zip(ATTNAMES, values, strict=True))
             state = record._state = ModelState()
             state.adding, state.db = False, using
             return record

@@ -11,7 +11,7 @@ from django.db.models import DurationField, Expression, F, Func
 
 from conveyor.models import TaskRecord
 from conveyor.store.portable import PortableEngine
-from conveyor.store.rows import TASK_COLUMNS, task_columns
+from conveyor.store.rows import task_columns
 from conveyor.store.values import QueueFilter
 
 # The database clock in the text form Django stores datetimes in: SQLite's %f has
@@ -96,7 +96,7 @@ class SQLiteEngine(PortableEngine):
         with self.write_transaction(), self.connection.cursor() as cursor:
             cursor.execute(self.stage_statement(), [self.backend_name])
             cursor.execute(sql, [worker_id, self.backend_name, *queue_params, limit])
-            return self.rows.records(cursor, TASK_COLUMNS)
+            return self.rows.records(cursor)
 
     def is_transient(self, exc: DatabaseError) -> bool:
         return isinstance(exc, OperationalError) and str(exc).lower().startswith(LOCKED_MESSAGES)
