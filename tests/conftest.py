@@ -109,12 +109,33 @@ def worker_env() -> Callable[..., dict[str, str]]:
     return make
 
 
+# The workers a test started, so that its report can show their logs when it fails.
+STARTED_WORKERS = pytest.StashKey[list["WorkerProcess"]]()
+LOG_TAIL = 6000
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and call.when == "call":
+        workers: list[WorkerProcess] = item.stash.get(STARTED_WORKERS, [])
+        for number, process in enumerate(workers, start=1):
+            report.sections.append(
+                (f"worker {number} log (pid {process.pid})", process.log()[-LOG_TAIL:])
+            )
+    return report
+
+
 @pytest.fixture
 def start_worker(
-    transactional_db: None, worker_env: Callable[..., dict[str, str]], tmp_path: Path
+    transactional_db: None,
+    worker_env: Callable[..., dict[str, str]],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Start worker processes on this test's database; every one is killed at teardown."""
     started: list[WorkerProcess] = []
+    request.node.stash[STARTED_WORKERS] = started
 
     def start(
         *args: str, options: dict[str, Any] | None = None, env: dict[str, str] | None = None
