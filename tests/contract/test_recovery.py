@@ -6,13 +6,15 @@ import threading
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, ProgrammingError, connection, connections
 
 from conveyor.backend import DatabaseBackend
 from conveyor.compat import TaskResultStatus
 from conveyor.exceptions import WorkerIdInUse, WorkerLost
-from conveyor.models import Attempt, TaskRecord, WorkerRecord
-from conveyor.store import QueueFilter
+from conveyor.models import Attempt, RollupMark, TaskRecord, WorkerRecord
+from conveyor.store import QueueFilter, Written
+from conveyor.worker.health import DatabaseHealth
+from conveyor.worker.maintenance import Maintenance
 from tests.factories import ago, claim_all, enqueue
 
 READY, RUNNING, FAILED = (
@@ -142,3 +144,57 @@ def test_heartbeat_reports_a_missing_row(backend: DatabaseBackend) -> None:
     assert WorkerRecord.objects.get().last_heartbeat_at > before
     WorkerRecord.objects.all().delete()
     assert not backend.store.heartbeat("beating")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chore_failing_without_an_outage_does_not_hold_recovery_up(task_options: Any) -> None:
+    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
+    now = [0.0]
+    health = DatabaseHealth(clock=lambda: now[0])
+    recovered: list[Written] = []
+    maintenance = Maintenance(backend.store, "rescuer", on_written=recovered.extend, health=health)
+    now[0] = 60.0  # the worker has reached its database for longer than worker_timeout
+    mark_table = RollupMark._meta.db_table
+
+    def schema_behind(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        # A schema that lags the code: the rollup's table is missing.
+        if mark_table in sql:
+            raise ProgrammingError(f"relation {mark_table!r} does not exist")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(schema_behind):
+        maintenance.run_once()  # the rollup fails; nothing to recover yet
+        assert health.quiet_for() == 60.0
+        enqueue()
+        (record,) = claim_all(backend.store, "gone")
+        maintenance.run_once()  # the rollup fails again, after recovery
+    assert [written.outcome.record.pk for written in recovered] == [record.pk]
+    assert TaskRecord.objects.get(pk=record.pk).status == FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outage_met_by_a_chore_holds_recovery_up_for_a_worker_timeout(
+    task_options: Any,
+) -> None:
+    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
+    now = [60.0]
+    health = DatabaseHealth(clock=lambda: now[0])
+    recovered: list[Written] = []
+    maintenance = Maintenance(backend.store, "rescuer", on_written=recovered.extend, health=health)
+    now[0] = 120.0
+    enqueue()
+    (record,) = claim_all(backend.store, "gone")
+
+    def unreachable(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    with connection.execute_wrapper(unreachable):
+        maintenance.run_once()
+    assert health.quiet_for() == 0.0
+    maintenance.run_once()  # back, but not for long enough to judge other workers
+    assert TaskRecord.objects.get(pk=record.pk).status == RUNNING
+    assert recovered == []
+    now[0] += 5.0
+    maintenance.run_once()
+    assert [written.outcome.record.pk for written in recovered] == [record.pk]
+    assert TaskRecord.objects.get(pk=record.pk).status == FAILED

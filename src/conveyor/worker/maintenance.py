@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 
 from conveyor.store import Engine, Written
 from conveyor.worker.health import DatabaseHealth
@@ -57,9 +57,16 @@ class Maintenance(BackgroundThread):
             # Before retention: a minute is summed before its tasks can be purged.
             self.rollup.run_if_due()
             self.retention.run_if_due()
-        except DatabaseError as exc:
+        except (OperationalError, InterfaceError) as exc:
+            # The database may be out of reach: recovery waits until it has been reached
+            # without a failure for a whole worker_timeout (see recover()).
             self.health.failed()
             logger.debug("Maintenance failed, will try again: %s", exc)
+            self.store.reset_connection()
+        except DatabaseError:
+            # Not an outage (a schema that lags the code, a bug): said loudly, and it does not
+            # hold up the next recovery, which would otherwise never run again.
+            logger.exception("Maintenance failed, will try again")
             self.store.reset_connection()
 
     def recover(self) -> None:
