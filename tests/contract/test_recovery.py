@@ -198,3 +198,42 @@ def test_an_outage_met_by_a_chore_holds_recovery_up_for_a_worker_timeout(
     maintenance.run_once()
     assert [written.outcome.record.pk for written in recovered] == [record.pk]
     assert TaskRecord.objects.get(pk=record.pk).status == FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_stopped_inside_its_claim_hides_no_lost_task_from_recovery(
+    task_options: Any,
+) -> None:
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer at a time: recovery waits for the claim, skips nothing")
+    backend = task_options(max_attempts=1)
+    register(backend, "frozen")  # alive: its heartbeat is fresh
+    enqueue()
+    (lost,) = claim_all(backend.store, "gone")  # RUNNING, its worker not registered
+    enqueue()  # for the stopped claim to pick
+    picked, release = threading.Event(), threading.Event()
+
+    def stop_after_the_pick(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if "SKIP LOCKED" in sql:
+            picked.set()
+            release.wait(30)  # a frozen worker, its claim's transaction open
+        return result
+
+    def claim() -> None:
+        try:
+            with connection.execute_wrapper(stop_after_the_pick):
+                claim_all(backend.store, "frozen")
+        finally:
+            connection.close()
+
+    claimer = threading.Thread(target=claim)
+    claimer.start()
+    try:
+        assert picked.wait(10)
+        written = backend.store.recover_lost(recovered_by="rescuer")
+    finally:
+        release.set()
+        claimer.join(10)
+    assert [item.outcome.record.pk for item in written] == [lost.pk]
+    assert TaskRecord.objects.get(pk=lost.pk).status == FAILED

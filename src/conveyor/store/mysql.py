@@ -1,5 +1,6 @@
 """MariaDB and MySQL: SELECT ... FOR UPDATE SKIP LOCKED, then an update by ids, in one
-transaction (neither database returns rows from an UPDATE)."""
+transaction (neither database returns rows from an UPDATE); the staging of due held rows
+before it, in a statement of its own."""
 
 from __future__ import annotations
 
@@ -51,8 +52,14 @@ class MySQLEngine(PortableEngine):
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         queue_sql, queue_params = queues.as_sql()
         table = self.table(TaskRecord)
-        with self.write_transaction(), self.connection.cursor() as cursor:
+        with self.connection.cursor() as cursor:
+            # Staged in a statement of its own, before the claim's transaction: the staging
+            # UPDATE's range scan leaves InnoDB's lock on the first index record past the
+            # range (a RUNNING row, often) until its transaction ends, and recovery's SKIP
+            # LOCKED passes a locked row by. A worker stopped inside its claim would hide a
+            # lost task from recovery for as long as it stayed stopped.
             cursor.execute(self.stage_statement(), [self.backend_name])
+        with self.write_transaction(), self.connection.cursor() as cursor:
             cursor.execute(
                 PICK_SQL.format(table=table, queues=queue_sql, columns=self.returned_columns),
                 [self.backend_name, *queue_params, limit],
