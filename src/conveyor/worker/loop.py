@@ -192,8 +192,7 @@ class Worker:
         )
         self._claim_uncertain = False
         histories = self.store.histories(r.pk for r in records if has_history(r))
-        for record in records:
-            self.pool.submit(record, histories.get(record.pk, []))
+        self.pool.submit_all([(record, histories.get(record.pk, [])) for record in records])
         return len(records)
 
     def _timeout(self, claimed: int | None) -> float:
