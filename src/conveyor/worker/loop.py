@@ -192,7 +192,8 @@ class Worker:
         )
         self._claim_uncertain = False
         histories = self.store.histories(r.pk for r in records if has_history(r))
-        self.pool.submit_all([(record, histories.get(record.pk, [])) for record in records])
+        for record in records:
+            self.pool.submit(record, histories.get(record.pk, []))
         return len(records)
 
     def _timeout(self, claimed: int | None) -> float:

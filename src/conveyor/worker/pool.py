@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,6 @@ from conveyor.failures import cancelled_while_running, class_path, error_from_me
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome
 from conveyor.worker.children import Child, Stopped
-from conveyor.worker.handoff import Handoff
 from conveyor.worker.runner import failed, is_async, run_async, run_sync, timed_out
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class ExecutionPool:
         self._cancelled: dict[int, str] = {}
         self._flags: dict[int, threading.Event] = {}
         self._async_tasks: dict[int, asyncio.Task[Outcome]] = {}
-        self._jobs: Handoff[Job | None] = Handoff()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -132,35 +132,24 @@ class ExecutionPool:
 
     def submit(self, record: TaskRecord, history: Sequence[Attempt]) -> None:
         """Start a claimed task in a free slot of its kind."""
-        self.submit_all([(record, history)])
-
-    def submit_all(self, jobs: Sequence[Job]) -> None:
-        """Start claimed tasks, each in a free slot of its kind; the sync ones are handed to
-        the threads together (see conveyor.worker.handoff)."""
-        threaded: list[Job] = []
-        try:
-            for record, history in jobs:
-                coroutine = is_async(record)
-                seconds = self._seconds(record)
-                with self._lock:
-                    if (self._free_async() if coroutine else self._free_threads()) <= 0:
-                        kind = "async" if coroutine else "thread"
-                        raise RuntimeError(f"no free {kind} slot")
-                    self._running[record.pk] = record
-                    flag = self._flags[record.pk] = threading.Event()
-                    if coroutine:
-                        self._coroutines.add(record.pk)
-                    elif seconds is not None and self.isolation == THREAD:
-                        self._deadlines[record.pk] = (self._clock() + seconds, seconds)
-                if coroutine:
-                    self._start_coroutine(record, history, seconds, flag)
-                else:
-                    threaded.append((record, history))
-        finally:
-            # Whatever was taken in, even before a refusal, runs.
-            if threaded:
-                self._ensure_threads()
-                self._jobs.put_all(threaded)
+        coroutine = is_async(record)
+        with self._lock:
+            if (self._free_async() if coroutine else self._free_threads()) <= 0:
+                kind = "async" if coroutine else "thread"
+                raise RuntimeError(f"no free {kind} slot")
+            self._running[record.pk] = record
+            if coroutine:
+                self._coroutines.add(record.pk)
+            flag = self._flags[record.pk] = threading.Event()
+        seconds = self._seconds(record)
+        if coroutine:
+            self._start_coroutine(record, history, seconds, flag)
+            return
+        if seconds is not None and self.isolation == THREAD:
+            with self._lock:
+                self._deadlines[record.pk] = (self._clock() + seconds, seconds)
+        self._ensure_threads()
+        self._jobs.put((record, history))
 
     def cancel(self, pk: int, requested_by: str) -> bool:
         """Stop a running task whose cancel was requested; False if it is not running here
@@ -256,7 +245,8 @@ class ExecutionPool:
         """Let the threads finish their current task and close their connections."""
         with self._lock:
             threads = [t for t in self._threads if t not in self._stuck]
-        self._jobs.put_all(None for _ in threads)
+        for _ in threads:
+            self._jobs.put(None)
         for thread in threads:
             thread.join(timeout=5)
         if self._loop is not None and self._loop_thread is not None:
