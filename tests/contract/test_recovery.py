@@ -146,13 +146,21 @@ def test_heartbeat_reports_a_missing_row(backend: DatabaseBackend) -> None:
     assert not backend.store.heartbeat("beating")
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_chore_failing_without_an_outage_does_not_hold_recovery_up(task_options: Any) -> None:
-    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
-    now = [0.0]
+def rescuer(
+    backend: DatabaseBackend, *, started_at: float
+) -> tuple[list[float], DatabaseHealth, Maintenance, list[Written]]:
+    """A worker's maintenance on a clock the test moves (now[0]), and what it recovers."""
+    now = [started_at]
     health = DatabaseHealth(clock=lambda: now[0])
     recovered: list[Written] = []
     maintenance = Maintenance(backend.store, "rescuer", on_written=recovered.extend, health=health)
+    return now, health, maintenance, recovered
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chore_failing_without_an_outage_does_not_hold_recovery_up(task_options: Any) -> None:
+    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
+    now, health, maintenance, recovered = rescuer(backend, started_at=0.0)
     now[0] = 60.0  # the worker has reached its database for longer than worker_timeout
     mark_table = RollupMark._meta.db_table
 
@@ -177,10 +185,7 @@ def test_an_outage_met_by_a_chore_holds_recovery_up_for_a_worker_timeout(
     task_options: Any,
 ) -> None:
     backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
-    now = [60.0]
-    health = DatabaseHealth(clock=lambda: now[0])
-    recovered: list[Written] = []
-    maintenance = Maintenance(backend.store, "rescuer", on_written=recovered.extend, health=health)
+    now, health, maintenance, recovered = rescuer(backend, started_at=60.0)
     now[0] = 120.0
     enqueue()
     (record,) = claim_all(backend.store, "gone")
