@@ -165,13 +165,15 @@ def test_claims_over_the_rate_limit_wait_for_the_next_window(backend: DatabaseBa
     )
     assert state.next_window == state.window_start + state.period
     assert state.period.total_seconds() == 1
-    # The deferred ones are claimed once their window opens, and no sooner.
-    assert claim_all(backend.store, "w") == []
-    due = wait_until(lambda: claim_all(backend.store, "w"), timeout=5, what="the next window")
-    assert sorted(str(r.pk) for r in due) == sorted(
-        str(r.pk) for r in TaskRecord.objects.filter(pk__in=[d.pk for d in due])
-    )
+    # The deferred ones are claimed once their window opens, and no sooner. A slow machine
+    # may reach the next claim after the window opened: what the claim time says is checked.
+    due = claim_all(backend.store, "w")
+    if len(due) < 2:
+        due += wait_until(lambda: claim_all(backend.store, "w"), timeout=5, what="the next window")
     assert len(due) == 2
+    for record in due:
+        assert record.last_attempted_at is not None
+        assert record.last_attempted_at >= state.next_window
     assert {str(r.pk) for r in claimed} | {str(r.pk) for r in due} == {r.id for r in results}
 
 
