@@ -21,21 +21,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import measurements, processes
 from benchmarks.databases import PostgreSQL
 from benchmarks.systems import SYSTEMS
 
+if TYPE_CHECKING:
+    from conveyor.store import QueueFilter
+
 INSIDE = "CLAIM_DEAD_ENTRIES_INSIDE"
 WORKER_ID = "dead-entries"
 
-# The claim's row selection as CLAIM_SQL has it, under the claim's planner settings.
+# The claim's row selection as CLAIM_SQL has it (run after its PLANNER_SQL).
 PICK_SQL = """
 EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
 SELECT id FROM conveyor_task
 WHERE status = 'READY' AND hold = 0 AND backend_name = %s
-    AND available_after <= STATEMENT_TIMESTAMP()
+    AND available_after <= STATEMENT_TIMESTAMP() {queues}
 ORDER BY priority DESC, available_after, attempt_count, enqueued_at, id
 LIMIT %s
 FOR UPDATE SKIP LOCKED
@@ -92,7 +95,7 @@ def measure(tasks: int, step: int, batch: int) -> None:
     store.register_worker(worker_id=WORKER_ID, host="here", pid=os.getpid(), queues=queues)
 
     def drain(count: int) -> dict[str, Any]:
-        buffers = pick_buffers(connection, store.backend_name, batch)
+        buffers = pick_buffers(connection, store.backend_name, queues, batch)
         seconds = []
         for _ in range(count // batch):
             began = time.perf_counter()
@@ -112,15 +115,17 @@ def measure(tasks: int, step: int, batch: int) -> None:
     print(json.dumps({"finished_before": finished, "after": "VACUUM", **drain(step)}))
 
 
-def pick_buffers(connection: Any, backend_name: str, batch: int) -> int:
+def pick_buffers(connection: Any, backend_name: str, queues: QueueFilter, batch: int) -> int:
     """Shared buffers the claim's row selection reads now (its locks rolled back)."""
     from django.db import transaction
 
+    from conveyor.store.postgresql import PLANNER_SQL
+
+    queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL enable_bitmapscan = off")
-            cursor.execute("SET LOCAL enable_seqscan = off")
-            cursor.execute(PICK_SQL, [backend_name, batch])
+            cursor.execute(PLANNER_SQL)
+            cursor.execute(PICK_SQL.format(queues=queue_sql), [backend_name, *queue_params, batch])
             (plan,) = cursor.fetchone()[0]
         transaction.set_rollback(True)
     top = plan["Plan"]
