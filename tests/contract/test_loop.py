@@ -330,6 +330,35 @@ def test_task_finished_receivers_see_the_exception_of_a_failed_task(
     assert sys.exc_info() == (None, None, None)
 
 
+def test_a_failing_task_finished_receiver_is_logged_and_the_other_tasks_are_announced(
+    built: Built, caplog: pytest.LogCaptureFixture
+) -> None:
+    announced: list[str] = []
+
+    def broken(sender: Any, task_result: Any, **kwargs: Any) -> None:
+        if not announced:
+            announced.append("broken")
+            raise RuntimeError("a receiver's bug")
+        announced.append(task_result.id)
+
+    task_finished.connect(broken)
+    try:
+        ids = [noop.enqueue().id for _ in range(2)]
+        worker = built.worker
+        worker.step()
+        run_claimed(worker, 2)
+        with caplog.at_level(logging.ERROR, logger="conveyor"):
+            worker.flush(force=True)  # does not raise: the loop goes on
+    finally:
+        task_finished.disconnect(broken)
+    assert statuses(ids) == [SUCCESSFUL] * 2
+    assert len(announced) == 2
+    assert announced[1] in ids  # the next task's receivers still ran
+    (logged,) = [r for r in caplog.records if "receiver failed" in r.getMessage()]
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], RuntimeError)
+
+
 @pytest.mark.skipif("connection.vendor != 'postgresql'", reason="planner settings are PostgreSQL's")
 def test_a_receiver_on_the_worker_connection_plans_with_the_default_settings(
     built: Built,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from django.db import DatabaseError, InterfaceError
+
 from conveyor import observe
 from conveyor.compat import TaskResultStatus, task_finished
 from conveyor.failures import first_line, last_line
@@ -50,7 +52,18 @@ class Announcer:
                 error=item.outcome.error,
                 history=histories.get(record.pk, []),
             )
-            send_finished(type(task.get_backend()), result, item.outcome.exception)
+            try:
+                send_finished(type(task.get_backend()), result, item.outcome.exception)
+            except (DatabaseError, InterfaceError):
+                raise  # an outage: the caller's thread handles it as any other
+            except Exception:
+                # The outcome is written; a receiver's bug must not stop the worker's thread
+                # (the loop, or maintenance) nor the receivers of the next tasks.
+                logger.exception(
+                    "A task_finished receiver failed for task id=%s path=%s",
+                    record.pk,
+                    record.task_path,
+                )
 
 
 def finished_level(item: Written) -> int:
