@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -178,6 +179,36 @@ def test_a_chore_failing_without_an_outage_does_not_hold_recovery_up(task_option
         maintenance.run_once()  # the rollup fails again, after recovery
     assert [written.outcome.record.pk for written in recovered] == [record.pk]
     assert TaskRecord.objects.get(pk=record.pk).status == FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bug_in_a_chore_is_logged_and_the_next_recovery_runs(
+    task_options: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = task_options(max_attempts=1, heartbeat_interval=1, worker_timeout=5)
+    now, _, maintenance, _ = rescuer(backend, started_at=0.0)
+    now[0] = 60.0
+    announced: list[list[int]] = []
+
+    def buggy(written: list[Written]) -> None:
+        announced.append([item.outcome.record.pk for item in written])
+        if len(announced) == 1:
+            raise RuntimeError("a bug after the first recovery")
+
+    maintenance.on_written = buggy
+    enqueue()
+    (first,) = claim_all(backend.store, "gone")
+    with caplog.at_level(logging.ERROR, logger="conveyor"):
+        maintenance.run_once()  # raises inside; in the thread it would have ended it
+    enqueue()
+    (second,) = claim_all(backend.store, "gone-too")
+    maintenance.run_once()
+    assert announced == [[first.pk], [second.pk]]
+    (logged,) = [
+        r for r in caplog.records if r.getMessage() == "Maintenance failed, will try again"
+    ]
+    assert logged.exc_info is not None
+    assert isinstance(logged.exc_info[1], RuntimeError)
 
 
 @pytest.mark.django_db(transaction=True)

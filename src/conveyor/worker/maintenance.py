@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError
 
 from conveyor.store import Engine, Written
 from conveyor.worker.health import DatabaseHealth
@@ -63,9 +63,10 @@ class Maintenance(BackgroundThread):
             self.health.failed()
             logger.debug("Maintenance failed, will try again: %s", exc)
             self.store.reset_connection()
-        except DatabaseError:
-            # Not an outage (a schema that lags the code, a bug): said loudly, and it does not
-            # hold up the next recovery, which would otherwise never run again.
+        except Exception:
+            # Not an outage (a schema that lags the code, a bug, a task_finished receiver's
+            # bug): said loudly, and it does not end the thread, nor hold up the next
+            # recovery, which would otherwise never run again.
             logger.exception("Maintenance failed, will try again")
             self.store.reset_connection()
 
