@@ -64,9 +64,9 @@ class Maintenance(BackgroundThread):
             logger.debug("Maintenance failed, will try again: %s", exc)
             self.store.reset_connection()
         except Exception:
-            # Not an outage (a schema that lags the code, a bug, a task_finished receiver's
-            # bug): said loudly, and it does not end the thread, nor hold up the next
-            # recovery, which would otherwise never run again.
+            # Not an outage (a schema that lags the code, a bug): said loudly, and it does
+            # not end the thread, nor hold up the next recovery, which would otherwise never
+            # run again.
             logger.exception("Maintenance failed, will try again")
             self.store.reset_connection()
 
