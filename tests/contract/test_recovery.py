@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 from typing import Any
 
 import pytest
-from django.db import OperationalError, ProgrammingError, connection, connections
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connection,
+    connections,
+)
 
 from conveyor.backend import DatabaseBackend
 from conveyor.compat import TaskResultStatus
@@ -15,6 +23,8 @@ from conveyor.exceptions import WorkerIdInUse, WorkerLost
 from conveyor.models import Attempt, RollupMark, TaskRecord, WorkerRecord
 from conveyor.store import QueueFilter, Written
 from conveyor.worker.health import DatabaseHealth
+from conveyor.worker.heartbeat import Heartbeat
+from conveyor.worker.identity import Identity
 from conveyor.worker.maintenance import Maintenance
 from tests.factories import ago, claim_all, enqueue
 
@@ -145,6 +155,37 @@ def test_heartbeat_reports_a_missing_row(backend: DatabaseBackend) -> None:
     assert WorkerRecord.objects.get().last_heartbeat_at > before
     WorkerRecord.objects.all().delete()
     assert not backend.store.heartbeat("beating")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (InterfaceError("connection already closed"), logging.DEBUG),
+        (RuntimeError("a bug in the heartbeat"), logging.ERROR),
+    ],
+    ids=["interface-error", "bug"],
+)
+def test_a_failed_beat_is_logged_and_the_next_one_runs(
+    backend: DatabaseBackend, caplog: pytest.LogCaptureFixture, error: Exception, level: int
+) -> None:
+    health = DatabaseHealth()
+    identity = Identity("beating", socket.gethostname(), os.getpid())
+    heartbeat = Heartbeat(backend.store, identity, QueueFilter(), health)
+    register(backend, "beating", last_seen=ago(seconds=5))
+    before = WorkerRecord.objects.get().last_heartbeat_at
+
+    def failing(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        raise error
+
+    with caplog.at_level(logging.DEBUG, logger="conveyor"), connection.execute_wrapper(failing):
+        heartbeat.beat()  # it raised out of the thread's loop and the beats ended
+    assert WorkerRecord.objects.get().last_heartbeat_at == before
+    heartbeat.beat()
+    assert WorkerRecord.objects.get().last_heartbeat_at > before
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("Heartbeat failed")]
+    assert logged.levelno == level
+    assert (logged.exc_info is not None) == (level == logging.ERROR)
 
 
 def rescuer(

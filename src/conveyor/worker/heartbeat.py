@@ -7,9 +7,10 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError
 
 from conveyor.exceptions import WorkerIdInUse
 from conveyor.store import Engine, QueueFilter
@@ -98,29 +99,34 @@ class Heartbeat(BackgroundThread):
             self.look()
 
     def look(self) -> None:
-        if self.cancels is None:
-            return
-        try:
-            self.cancels.look()
-        except DatabaseError as exc:
-            self.health.failed()
-            logger.debug(
-                "Reading cancel requests failed worker=%s: %s", self.identity.worker_id, exc
-            )
-            self.store.reset_connection()
+        if self.cancels is not None:
+            self._guarded("Reading cancel requests", self.cancels.look)
 
     def beat(self) -> None:
+        self._guarded("Heartbeat", self._beat)
+
+    def _beat(self) -> None:
+        if not self.store.heartbeat(self.identity.worker_id):
+            logger.warning(
+                "Worker=%s was declared dead by another worker; registering again",
+                self.identity.worker_id,
+            )
+            self._register()
+
+    def _guarded(self, what: str, step: Callable[[], None]) -> None:
+        """Run one step of the thread; whatever it raises is logged and the next runs."""
         try:
-            if not self.store.heartbeat(self.identity.worker_id):
-                logger.warning(
-                    "Worker=%s was declared dead by another worker; registering again",
-                    self.identity.worker_id,
-                )
-                self._register()
-        except DatabaseError as exc:
-            # The worker loop reports outages; a heartbeat just tries again next time.
+            step()
+        except (DatabaseError, InterfaceError) as exc:
+            # The worker loop reports outages; this thread just tries again next time.
             self.health.failed()
-            logger.debug("Heartbeat failed worker=%s: %s", self.identity.worker_id, exc)
+            logger.debug("%s failed worker=%s: %s", what, self.identity.worker_id, exc)
+            self.store.reset_connection()
+        except Exception:
+            # Not an outage (another live worker took the id, a bug): said loudly, and the
+            # thread goes on, since once it ended other workers would declare this one
+            # dead while its tasks run.
+            logger.exception("%s failed worker=%s, will try again", what, self.identity.worker_id)
             self.store.reset_connection()
 
 
