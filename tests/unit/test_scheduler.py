@@ -3,11 +3,12 @@ until just past the next one, and catches up after a database error."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 
 from conveyor.schedules import parse_schedule
 from conveyor.store import Engine, LastTick, NewTask
@@ -20,16 +21,22 @@ START = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
 class FakeStore:
     """The engine operations the scheduler uses, on a clock the test moves."""
 
-    def __init__(self, *, failures_at: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        failures_at: set[int] | None = None,
+        error: Exception | None = None,
+    ) -> None:
         self.now = START
         self.enqueued: list[tuple[str, datetime]] = []
         self.failures_at = failures_at or set()
+        self.error = error or OperationalError("server closed the connection")
         self.reads = 0
 
     def database_now(self) -> datetime:
         self.reads += 1
         if self.reads in self.failures_at:
-            raise OperationalError("server closed the connection")
+            raise self.error
         return self.now
 
     def last_ticks(self) -> list[LastTick]:
@@ -93,14 +100,28 @@ def test_it_catches_up_the_latest_tick_then_sleeps_until_just_past_each_next_one
     assert stopping.delays == [5 + past, 10, 10]
 
 
-def test_after_a_database_error_it_catches_up_per_policy() -> None:
+@pytest.mark.parametrize(
+    ("error", "level"),
+    [
+        (OperationalError("server closed the connection"), logging.DEBUG),
+        (InterfaceError("connection already closed"), logging.DEBUG),
+        (RuntimeError("a bug"), logging.ERROR),
+    ],
+    ids=["operational-error", "interface-error", "bug"],
+)
+def test_after_an_error_it_catches_up_per_policy(
+    caplog: pytest.LogCaptureFixture, error: Exception, level: int
+) -> None:
     # The tick at 0 was enqueued before; the clock read on waking for the tick at 10 fails:
     # the retry a second later starts over from the markers and enqueues the tick at 10.
-    store = FakeStore(failures_at={3})
+    store = FakeStore(failures_at={3}, error=error)
     store.enqueued = [("s", at(0))]
-    stopping = run(store, 3, every=10, catch_up="all")
+    with caplog.at_level(logging.DEBUG, logger="conveyor"):
+        stopping = run(store, 3, every=10, catch_up="all")
     assert store.enqueued == [("s", at(0)), ("s", at(10))]
     assert stopping.delays[1:] == [1.0, pytest.approx(9.0)]
+    (logged,) = [r for r in caplog.records if r.getMessage().startswith("Scheduler failed")]
+    assert logged.levelno == level
 
 
 def test_with_nothing_to_schedule_it_sleeps_the_longest_sleep() -> None:

@@ -128,6 +128,13 @@ class Scheduler(BackgroundThread):
                 logger.debug("Scheduler failed, will catch up: %s", exc)
                 self.store.reset_connection()
                 delay = RETRY_AFTER.total_seconds()
+            except Exception:
+                # Not an outage (a bug): said loudly, and caught up the same way; an ended
+                # thread would enqueue no schedule of this worker again.
+                started = False
+                logger.exception("Scheduler failed, will catch up")
+                self.store.reset_connection()
+                delay = RETRY_AFTER.total_seconds()
             if self.stopping.wait(delay):
                 return
 
