@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from conveyor.columns import (
     BACKEND_NAME_MAX_LENGTH,
     HOLD_NONE,
+    HOLD_TIME,
     QUEUE_NAME_MAX_LENGTH,
     SCHEDULE_NAME_MAX_LENGTH,
     WORKER_ID_MAX_LENGTH,
 )
 from conveyor.compat import DB_CASCADE, TaskResultStatus
+from conveyor.indexes import PartialIndex
 
 
 class TaskRecordQuerySet(models.QuerySet["TaskRecord"]):
@@ -96,7 +99,7 @@ class TaskRecord(models.Model):
             # The claim: due READY rows in the whole claim order (id last, which breaks ties
             # among rows inserted together), so the first rows are read and nothing is sorted;
             # status and hold lead, so neither history nor held rows are ever read.
-            models.Index(
+            PartialIndex(
                 fields=[
                     "status",
                     "hold",
@@ -107,10 +110,19 @@ class TaskRecord(models.Model):
                     "id",
                 ],
                 name="conveyor_task_claim",
+                where=Q(status=TaskResultStatus.READY),
             ),
             # Staging: the rows held for their time that have become due, earliest first.
-            models.Index(
-                fields=["status", "hold", "available_after"], name="conveyor_task_waiting"
+            PartialIndex(
+                fields=["status", "hold", "available_after"],
+                name="conveyor_task_waiting",
+                where=Q(status=TaskResultStatus.READY, hold=HOLD_TIME),
+            ),
+            # The tasks held by workers: recovery, cancel requests, the gauges.
+            PartialIndex(
+                fields=["status", "worker_id"],
+                name="conveyor_task_running",
+                where=Q(status=TaskResultStatus.RUNNING),
             ),
             models.Index(fields=["task_path", "-enqueued_at"], name="conveyor_task_path"),
             models.Index(fields=["finished_at"], name="conveyor_task_finished"),
@@ -119,7 +131,11 @@ class TaskRecord(models.Model):
             # that matches nothing (no failed tasks in a queue) reads the whole table.
             models.Index(fields=["queue_name", "status", "id"], name="conveyor_task_queue"),
             # A concurrency key's slot holders and waiting tasks.
-            models.Index(fields=["concurrency_key", "status", "hold"], name="conveyor_task_slots"),
+            PartialIndex(
+                fields=["concurrency_key", "status", "hold"],
+                name="conveyor_task_slots",
+                where=Q(concurrency_key__isnull=False),
+            ),
         )
         constraints = (
             # One live task per unique key (NULL keys never conflict, on every database).

@@ -117,3 +117,38 @@ def test_the_claim_reads_only_due_rows_however_many_wait(backend: DatabaseBacken
     assert expected in plan, plan
     if connection.vendor == "postgresql":
         assert "Index Cond: (((status)::text = 'READY'::text) AND (hold = 0)" in plan, plan
+
+
+PARTIAL = {
+    "conveyor_task_claim": ["status = 'READY'"],
+    "conveyor_task_waiting": ["status = 'READY'", "hold = 1"],
+    "conveyor_task_running": ["status = 'RUNNING'"],
+    "conveyor_task_slots": ["concurrency_key IS NOT NULL"],
+}
+
+
+def index_condition(name: str) -> str:
+    """The index's WHERE clause as the database keeps it, without quotes, casts or brackets."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+        else:
+            cursor.execute("SELECT sql FROM sqlite_master WHERE name = %s", [name])
+        (row,) = cursor.fetchall()
+    _, _, condition = str(row[0]).partition(" WHERE ")
+    for noise in ('"', "::text", "(", ")"):
+        condition = condition.replace(noise, "")
+    return " ".join(condition.split())
+
+
+@pytest.mark.parametrize("name", sorted(PARTIAL))
+def test_the_claim_indexes_hold_only_the_rows_they_serve(name: str) -> None:
+    # Where the database has partial indexes, a task's status change (or a task without a
+    # concurrency key) adds no entry to them; MariaDB has none and indexes every row.
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, "conveyor_task")
+    assert constraints[name]["index"], constraints[name]
+    if connection.vendor == "mysql":
+        assert not connection.features.supports_partial_indexes
+        return
+    assert sorted(index_condition(name).split(" AND ")) == sorted(PARTIAL[name])

@@ -95,9 +95,9 @@ def test_the_dashboard_reads_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as queries:
         page(admin_client_as_superuser)
     reads = [q["sql"] for q in queries.captured_queries if "conveyor_" in q["sql"]]
-    # activity: 3 (the rollup's mark, its minutes, the rows finished since); gauges: 2;
-    # workers: 1
-    assert len(reads) == 6, reads
+    # activity: 3 (the rollup's mark, its minutes, the rows finished since); gauges: 3 (READY
+    # and RUNNING tasks per queue, live workers); workers: 1
+    assert len(reads) == 7, reads
 
 
 def test_the_dashboard_shows_rolled_up_minutes_after_their_tasks_are_purged(

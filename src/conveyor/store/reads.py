@@ -9,7 +9,6 @@ from datetime import timedelta
 from django.db.models import Count, Min, Q
 from django.db.models.functions import Now
 
-from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, TaskRecord, WorkerRecord
 from conveyor.store.core import EngineCore
 from conveyor.store.values import DueCount, Gauges, QueueCount, QueueGauge
@@ -84,29 +83,39 @@ class Reads(EngineCore):
 
     def gauges(self) -> Gauges:
         now = self.database_now()
-        due = Q(status=TaskResultStatus.READY, available_after__lte=now)
-        rows = (
+        due = Q(available_after__lte=now)
+        # One query per status: each reads only its own partial index (conveyor_task_claim,
+        # conveyor_task_running), where one over both statuses would read the whole table.
+        ready = (
             self.task_rows()
-            .filter(status__in=(TaskResultStatus.READY, TaskResultStatus.RUNNING))
+            .ready()
             .values("queue_name")
             .annotate(
                 due=Count("pk", filter=due),
-                deferred=Count("pk", filter=Q(status=TaskResultStatus.READY) & ~due),
-                running=Count("pk", filter=Q(status=TaskResultStatus.RUNNING)),
+                deferred=Count("pk", filter=~due),
                 oldest=Min("available_after", filter=due),
             )
             .order_by()
+        )
+        running = dict(
+            self.task_rows()
+            .running()
+            .values("queue_name")
+            .annotate(n=Count("pk"))
+            .order_by()
+            .values_list("queue_name", "n")
         )
         queues = [
             QueueGauge(
                 row["queue_name"],
                 row["due"],
                 row["deferred"],
-                row["running"],
+                running.pop(row["queue_name"], 0),
                 timedelta(0) if row["oldest"] is None else max(now - row["oldest"], timedelta(0)),
             )
-            for row in rows
+            for row in ready
         ]
+        queues += [QueueGauge(name, 0, 0, n, timedelta(0)) for name, n in running.items()]
         alive = WorkerRecord.objects.using(self.using).filter(
             backend_name=self.backend_name,
             last_heartbeat_at__gte=Now() - self.options.worker_timeout,

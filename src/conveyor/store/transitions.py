@@ -107,16 +107,16 @@ class Transitions(EngineCore):
         raise NotImplementedError
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
-        # Due rows first (any one means now), then the earliest held for its time: each an
-        # index probe of conveyor_task_waiting. Rows waiting for a slot have no time.
+        # Any due row means now (an index probe of conveyor_task_claim), else the earliest
+        # held for its time (of conveyor_task_waiting). Rows waiting for a slot have no time.
         ready = self.task_rows().ready().filter(queues.as_q())
-        for hold in (HOLD_NONE, HOLD_TIME):
-            found: datetime | None = ready.filter(hold=hold).aggregate(next=Min("available_after"))[
-                "next"
-            ]
-            if found is not None:
-                return found
-        return None
+        due = ready.filter(hold=HOLD_NONE).order_by().values_list("available_after", flat=True)
+        for found in due[:1]:
+            return found
+        earliest: datetime | None = ready.filter(hold=HOLD_TIME).aggregate(
+            next=Min("available_after")
+        )["next"]
+        return earliest
 
     def stage_statement(self) -> str:
         """The statement that makes rows held for their time claimable once due (STAGE_SQL)."""
