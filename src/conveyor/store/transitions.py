@@ -107,12 +107,13 @@ class Transitions(EngineCore):
         raise NotImplementedError
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
-        # Any due row means now (an index probe of conveyor_task_claim), else the earliest
-        # held for its time (of conveyor_task_waiting). Rows waiting for a slot have no time.
+        # Any due row means now (an index probe of conveyor_task_claim, unordered: an order
+        # would be read from another index), else the earliest held for its time (of
+        # conveyor_task_waiting). Rows waiting for a slot have no time.
         ready = self.task_rows().ready().filter(queues.as_q())
         due = ready.filter(hold=HOLD_NONE).order_by().values_list("available_after", flat=True)
-        for found in due[:1]:
-            return found
+        if found := list(due[:1]):
+            return found[0]
         earliest: datetime | None = ready.filter(hold=HOLD_TIME).aggregate(
             next=Min("available_after")
         )["next"]
