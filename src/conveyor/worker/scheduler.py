@@ -121,18 +121,16 @@ class Scheduler(BackgroundThread):
                 else:
                     self.enqueue(self.timetable.due(now))
                 delay = self.sleep_after(self.store.database_now())
-            except (DatabaseError, InterfaceError) as exc:
-                # Ticks that came meanwhile are caught up, per schedule, once it answers.
+            except Exception as exc:
+                # Ticks that came meanwhile are caught up, per schedule, a second later. An
+                # error that is not an outage (a bug) is said loudly and caught up the same
+                # way: an ended thread would enqueue no schedule of this worker again.
+                if isinstance(exc, DatabaseError | InterfaceError):
+                    self.health.failed()
+                    logger.debug("Scheduler failed, will catch up: %s", exc)
+                else:
+                    logger.exception("Scheduler failed, will catch up")
                 started = False
-                self.health.failed()
-                logger.debug("Scheduler failed, will catch up: %s", exc)
-                self.store.reset_connection()
-                delay = RETRY_AFTER.total_seconds()
-            except Exception:
-                # Not an outage (a bug): said loudly, and caught up the same way; an ended
-                # thread would enqueue no schedule of this worker again.
-                started = False
-                logger.exception("Scheduler failed, will catch up")
                 self.store.reset_connection()
                 delay = RETRY_AFTER.total_seconds()
             if self.stopping.wait(delay):
