@@ -17,7 +17,7 @@ from conveyor.models import RateWindow, TaskRecord
 from conveyor.store import Outcome
 from conveyor.store.flow import FlowControl
 from tests.conftest import wait_until
-from tests.factories import claim_all
+from tests.factories import ALL_QUEUES, claim_all
 from tests.operations.helpers import race
 from tests.tasksapp.tasks import call_partner, once_ever, rate_limited, sync_account
 
@@ -109,6 +109,21 @@ def test_tasks_over_the_limit_wait_outside_the_claim_and_are_promoted_as_slots_f
     finish(backend, [r for r in claimed if str(r.pk) == results[0].id], FAILED)
     (promoted,) = claim_all(backend.store, "w")  # the finish gave its slot to the next
     assert str(promoted.pk) == results[2].id
+
+
+def test_finish_and_claim_frees_slots_and_keeps_rate_limits(backend: DatabaseBackend) -> None:
+    holders = [call_partner.enqueue(1) for _ in range(2)]
+    waiting = call_partner.enqueue(1)
+    limited = [rate_limited.enqueue() for _ in range(5)]
+    first, _ = (r for r in claim_all(backend.store, "w") if str(r.pk) in {h.id for h in holders})
+    written, claimed = backend.store.finish_and_claim(
+        worker_id="w", outcomes=[Outcome(first, SUCCESSFUL)], queues=ALL_QUEUES, limit=10
+    )
+    assert [w.status for w in written] == [SUCCESSFUL]
+    assert claimed == []  # the first claim took the three the rate allows; the rest wait
+    assert TaskRecord.objects.get(pk=waiting.id).hold == HOLD_NONE  # promoted after the finish
+    waiting_for_rate = TaskRecord.objects.filter(pk__in=[int(r.id) for r in limited], status=READY)
+    assert waiting_for_rate.count() == 2
 
 
 def test_deleting_or_cancelling_a_holder_frees_its_slot(backend: DatabaseBackend) -> None:

@@ -20,7 +20,7 @@ from conveyor.backend import DatabaseBackend
 from conveyor.compat import TASKS_LOGGER, TaskResultStatus, task_finished, task_started
 from conveyor.exceptions import WorkerInterrupted
 from conveyor.models import Attempt, TaskRecord
-from conveyor.store import Engine, QueueFilter, store_for
+from conveyor.store import Engine, QueueFilter, Written, store_for
 from conveyor.worker.announce import Announcer
 from conveyor.worker.health import DatabaseHealth
 from conveyor.worker.heartbeat import Heartbeat
@@ -220,12 +220,12 @@ class ReplyLost:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
-    def claim(self, **kwargs: Any) -> list[TaskRecord]:
-        claimed = self.engine.claim(**kwargs)
+    def finish_and_claim(self, **kwargs: Any) -> tuple[list[Written], list[TaskRecord]]:
+        found = self.engine.finish_and_claim(**kwargs)
         if not self.lost:
             self.lost = True
             raise InterfaceError("connection lost while reading the claim's reply")
-        return claimed
+        return found
 
 
 def test_tasks_of_a_claim_whose_reply_was_lost_are_handed_back_then_run_once(

@@ -8,7 +8,9 @@ import pytest
 from django.db import connection
 
 from conveyor.backend import DatabaseBackend
-from conveyor.store import QueueFilter
+from conveyor.compat import TaskResultStatus
+from conveyor.models import TaskRecord
+from conveyor.store import Outcome, QueueFilter
 from conveyor.store.paused import PausedQueues
 from tests.contract.test_schedules import another_engine
 from tests.factories import claim_all, enqueue
@@ -34,6 +36,25 @@ def test_a_paused_queue_is_not_claimed_from_until_resumed(backend: DatabaseBacke
     assert store.resume_queue("default") is False
     assert store.paused_queues() == {}
     assert [r.pk for r in claim_all(store)] == [held.pk]
+
+
+def test_finish_and_claim_finishes_but_claims_nothing_from_a_paused_queue(
+    backend: DatabaseBackend,
+) -> None:
+    store = backend.store
+    enqueue(add)
+    (running,) = claim_all(store)
+    waiting = enqueue(add)
+    store.pause_queue("default")
+    default = QueueFilter(include=frozenset({"default"}))
+    written, claimed = store.finish_and_claim(
+        worker_id=running.worker_id,
+        outcomes=[Outcome(running, TaskResultStatus.SUCCESSFUL)],
+        queues=default,
+        limit=5,
+    )
+    assert ([w.outcome.record.pk for w in written], claimed) == ([running.pk], [])
+    assert TaskRecord.objects.get(pk=waiting.pk).status == TaskResultStatus.READY
 
 
 def test_the_paused_set_is_shared_by_processes_within_a_second(

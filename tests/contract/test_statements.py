@@ -10,7 +10,7 @@ from conveyor import enqueue_many
 from conveyor.backend import DatabaseBackend
 from conveyor.compat import TaskResultStatus
 from conveyor.models import TaskRecord
-from conveyor.store import Outcome
+from conveyor.store import Outcome, Written
 from tests.factories import ALL_QUEUES, claim_all
 from tests.tasksapp.tasks import noop
 
@@ -54,3 +54,26 @@ def test_claim_and_finish_cost_the_same_for_one_task_or_fifty(
         "mysql": (5, 5),
     }[connection.vendor]
     assert (claim_statements, finish_statements) == expected
+
+
+@pytest.mark.parametrize("size", [1, 50])
+def test_a_worker_s_finish_and_next_claim_are_one_round_trip_on_postgresql(
+    backend: DatabaseBackend, size: int
+) -> None:
+    enqueue_many(noop, [((), {})] * (2 * size))
+    backend.store.next_available_at(ALL_QUEUES)  # the paused queues' read, as above
+    outcomes = [
+        Outcome(r, TaskResultStatus.SUCCESSFUL) for r in claim_all(backend.store, "w", size)
+    ]
+    found: list[tuple[list[Written], list[TaskRecord]]] = []
+    statements = count(
+        lambda: found.append(
+            backend.store.finish_and_claim(
+                worker_id="w", outcomes=outcomes, queues=ALL_QUEUES, limit=size
+            )
+        )
+    )
+    ((written, claimed),) = found
+    assert (len(written), len(claimed)) == (size, size)
+    # Elsewhere the finish's statements, then the claim's (see the test above).
+    assert statements == {"postgresql": 1, "sqlite": 9, "mysql": 10}[connection.vendor]

@@ -15,7 +15,7 @@ from conveyor.compat import TaskError, TaskResultStatus
 from conveyor.models import Attempt, TaskRecord
 from conveyor.store import Outcome, QueueFilter
 from tests.conftest import wait_until
-from tests.factories import ago, claim_all, enqueue, later
+from tests.factories import ALL_QUEUES, ago, claim_all, enqueue, later
 from tests.tasksapp.tasks import add, fail, low
 
 pytestmark = pytest.mark.django_db
@@ -221,6 +221,51 @@ def test_a_batch_writes_what_it_holds_and_skips_the_rest(backend: DatabaseBacken
     ]
     assert TaskRecord.objects.get(pk=second.pk).status == READY
     assert Attempt.objects.count() == 2
+
+
+def test_finish_and_claim_writes_the_batch_then_claims_the_most_urgent(
+    backend: DatabaseBackend,
+) -> None:
+    for _ in range(3):
+        enqueue()
+    first, second, third = claim_all(backend.store, "w")
+    TaskRecord.objects.filter(pk=second.pk).update(status=READY, worker_id="")  # taken back
+    urgent = enqueue(priority=50)
+    written, claimed = backend.store.finish_and_claim(
+        worker_id="w",
+        outcomes=[
+            Outcome(first, SUCCESSFUL, return_value=1),
+            Outcome(second, SUCCESSFUL, return_value=2),
+            Outcome(third, FAILED, error=boom()),
+        ],
+        queues=ALL_QUEUES,
+        limit=1,
+    )
+    assert [(w.outcome.record.pk, w.status) for w in written] == [
+        (first.pk, SUCCESSFUL),
+        (third.pk, FAILED),
+    ]
+    assert [(r.pk, r.status, r.worker_id) for r in claimed] == [(urgent.pk, RUNNING, "w")]
+    assert backend.get_result(str(first.pk)).return_value == 1
+    assert TaskRecord.objects.get(pk=second.pk).status == READY  # fenced off, still waiting
+    assert TaskRecord.objects.get(pk=urgent.pk).status == RUNNING
+    assert Attempt.objects.count() == 2
+
+
+def test_finish_and_claim_with_nothing_to_finish_or_no_slot_does_the_other_half(
+    backend: DatabaseBackend,
+) -> None:
+    enqueue()
+    enqueue()
+    written, claimed = backend.store.finish_and_claim(
+        worker_id="w", outcomes=[], queues=ALL_QUEUES, limit=1
+    )
+    assert (written, len(claimed)) == ([], 1)
+    written, more = backend.store.finish_and_claim(
+        worker_id="w", outcomes=[Outcome(claimed[0], SUCCESSFUL)], queues=ALL_QUEUES, limit=0
+    )
+    assert ([w.status for w in written], more) == ([SUCCESSFUL], [])
+    assert TaskRecord.objects.filter(status=READY).count() == 1
 
 
 def test_failure_without_retries_is_final_with_its_error(backend: DatabaseBackend) -> None:

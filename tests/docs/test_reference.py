@@ -6,6 +6,7 @@ import ast
 import re
 from argparse import Action, ArgumentParser
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -275,6 +276,19 @@ def test_statement_counts_on_this_database(backend: DatabaseBackend) -> None:
             int(row["claim of 1 or 50"]),
             int(row["finish of 1 or 50"]),
         ), size
+        enqueue_many(noop, [((), {})] * (2 * size))
+        running = claim_all(backend.store, "w", limit=size)
+        outcomes = [Outcome(r, TaskResultStatus.SUCCESSFUL) for r in running]
+        both = count(
+            partial(
+                backend.store.finish_and_claim,
+                worker_id="w",
+                outcomes=outcomes,
+                queues=ALL_QUEUES,
+                limit=size,
+            )
+        )
+        assert both == int(row["the two at once"]), size
 
 
 @pytest.mark.any_database

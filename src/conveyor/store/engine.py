@@ -135,6 +135,14 @@ class Engine(Protocol):
         attempt (the fence)."""
         ...
 
+    def finish_and_claim(
+        self, *, worker_id: str, outcomes: Sequence[Outcome], queues: QueueFilter, limit: int
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        """finish(outcomes), then claim(limit), as the two would (either may have nothing to
+        do); on PostgreSQL in one round trip and one transaction, elsewhere one after the
+        other. The claim sees what the finish wrote: a retry due at once may come back."""
+        ...
+
     def release_unheld(self, *, worker_id: str, held: Iterable[int]) -> int:
         """Put back to READY the RUNNING tasks this worker holds but not among `held` (a
         claim whose reply was lost), undoing their attempt; return how many."""

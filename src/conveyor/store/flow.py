@@ -90,6 +90,19 @@ class FlowControl(Transitions):
 
     def claim(self, *, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
         claimed = super().claim(worker_id=worker_id, queues=queues, limit=limit)
+        return self.within_rates(worker_id, claimed)
+
+    def finish_and_claim(
+        self, *, worker_id: str, outcomes: Sequence[Outcome], queues: QueueFilter, limit: int
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        written, claimed = super().finish_and_claim(
+            worker_id=worker_id, outcomes=outcomes, queues=queues, limit=limit
+        )
+        self.promote(freed_keys(written))  # in its own transaction, as finish() does
+        return written, self.within_rates(worker_id, claimed)
+
+    def within_rates(self, worker_id: str, claimed: list[TaskRecord]) -> list[TaskRecord]:
+        """The claimed tasks their rate limits let start now; the others go back to wait."""
         limited = [record for record in claimed if record.rate_key is not None]
         if not limited:
             return claimed

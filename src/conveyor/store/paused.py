@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -16,7 +17,7 @@ from django.db.models import QuerySet
 
 from conveyor.models import PausedQueue, TaskRecord
 from conveyor.store.transitions import Transitions
-from conveyor.store.values import QueueFilter
+from conveyor.store.values import Outcome, QueueFilter, Written
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,17 @@ class PausedQueues(Transitions):
         if claimable is None:
             return []
         return super().claim(worker_id=worker_id, queues=claimable, limit=limit)
+
+    def finish_and_claim(
+        self, *, worker_id: str, outcomes: Sequence[Outcome], queues: QueueFilter, limit: int
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        claimable = self.unpaused(queues)
+        return super().finish_and_claim(
+            worker_id=worker_id,
+            outcomes=outcomes,
+            queues=queues if claimable is None else claimable,
+            limit=0 if claimable is None else limit,
+        )
 
     def next_available_at(self, queues: QueueFilter) -> datetime | None:
         claimable = self.unpaused(queues)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
 from django.db import DatabaseError
 from django.db.backends.utils import CursorWrapper
 
+from conveyor.compat import TaskResultStatus
 from conveyor.models import Attempt, Error, TaskRecord
 from conveyor.store.engine import WakeupSource
 from conveyor.store.listen import (
@@ -157,19 +159,53 @@ class PostgreSQLEngine(PortableEngine):
     json_placeholder = "%s::jsonb"
 
     def claim_rows(self, worker_id: str, queues: QueueFilter, limit: int) -> list[TaskRecord]:
-        # An expression, not the column: the filter must not tempt the planner away from the
-        # claim index towards conveyor_task_queue and a sort (see PLANNER_SQL).
-        queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
         # One round trip: planner settings, staging, then the claim (see PLANNER_SQL).
-        claim = CLAIM_SQL.format(
-            table=self.table(TaskRecord), queues=queue_sql, columns=self.returned_columns
-        )
+        claim, claim_params = self.claim_statement(worker_id, queues, limit)
         sql = f"{PLANNER_SQL}{self.stage_statement()}; {claim}"
-        params: list[Any] = [self.backend_name, self.backend_name, *queue_params, limit, worker_id]
+        params = [self.backend_name, *claim_params]
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             skip_results(cursor, PLANNER_STATEMENTS + 1)
             return self.rows.records(cursor)
+
+    def write_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        holders: Sequence[str],
+        worker_id: str,
+        queues: QueueFilter,
+        limit: int,
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        if not outcomes or limit < 1:
+            return super().write_and_claim(outcomes, holders, worker_id, queues, limit)
+        # One query string, so one round trip and one commit (see PLANNER_SQL): the finish,
+        # then the staging and the claim, which see what the finish wrote.
+        states = [self.decide(outcome) for outcome in outcomes]
+        claim, params = self.claim_statement(worker_id, queues, limit)
+        sql = f"{PLANNER_SQL}{self.finish_sql}; {self.stage_statement()}; {claim}"
+
+        def write() -> tuple[list[Written], list[TaskRecord]]:
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    sql, [outcome_json(outcomes, holders, states), self.backend_name, *params]
+                )
+                skip_results(cursor, PLANNER_STATEMENTS)
+                held = {row[0]: row[1:] for row in cursor.fetchall()}
+                skip_results(cursor, 2)  # to the claim, past the staging
+                return written(outcomes, holders, states, held), self.rows.records(cursor)
+
+        return self.retrying(write)
+
+    def claim_statement(
+        self, worker_id: str, queues: QueueFilter, limit: int
+    ) -> tuple[str, list[Any]]:
+        # An expression, not the column: the filter must not tempt the planner away from the
+        # claim index towards conveyor_task_queue and a sort (see PLANNER_SQL).
+        queue_sql, queue_params = queues.as_sql(column="(queue_name || '')")
+        claim = CLAIM_SQL.format(
+            table=self.table(TaskRecord), queues=queue_sql, columns=self.returned_columns
+        )
+        return claim, [self.backend_name, *queue_params, limit, worker_id]
 
     def insert_batch(self, tasks: Sequence[NewTask]) -> None:
         if len(tasks) == 1:
@@ -184,43 +220,11 @@ class PostgreSQLEngine(PortableEngine):
             self.fill_inserted(tasks, cursor.fetchall())
 
     def write_outcomes(self, outcomes: Sequence[Outcome], holders: Sequence[str]) -> list[Written]:
-        decided = []
-        rows = []
-        for outcome, holder in zip(outcomes, holders, strict=True):
-            status, delay = self.decide(outcome)
-            decided.append((outcome, holder, status))
-            error = outcome.error
-            value = outcome.return_value if status == SUCCESSFUL else None
-            rows.append(
-                (
-                    outcome.record.pk,
-                    outcome.record.attempt_count,
-                    holder,
-                    str(status),
-                    str(outcome.attempt_status),
-                    value,
-                    None if delay is None else delay.total_seconds(),
-                    int(outcome.snooze is not None),
-                    error.exception_class_path if error else None,
-                    error.traceback if error else None,
-                )
-            )
+        states = [self.decide(outcome) for outcome in outcomes]
         with self.bound_cursor() as cursor:
-            cursor.execute(self.finish_sql, [json.dumps(rows)])
+            cursor.execute(self.finish_sql, [outcome_json(outcomes, holders, states)])
             held = {row[0]: row[1:] for row in cursor.fetchall()}
-        written = []
-        for outcome, holder, status in decided:
-            if outcome.record.pk not in held:
-                log_lost_fence(outcome.record, holder)
-                continue
-            available_after, now, stopped, requested_by = held[outcome.record.pk]
-            if stopped:
-                written.append(Written(stopped_by_cancel(outcome, requested_by), FAILED, now, None))
-            elif status == READY:
-                written.append(Written(outcome, status, None, available_after))
-            else:
-                written.append(Written(outcome, status, now, None))
-        return written
+        return written(outcomes, holders, states, held)
 
     @cached_property
     def finish_sql(self) -> str:
@@ -279,3 +283,53 @@ def skip_results(cursor: CursorWrapper, statements: int) -> None:
     returns rows."""
     for _ in range(statements):
         cursor.nextset()
+
+
+State = tuple[TaskResultStatus, timedelta | None]
+
+
+def outcome_json(
+    outcomes: Sequence[Outcome], holders: Sequence[str], states: Sequence[State]
+) -> str:
+    """FINISH_SQL's parameter: one JSON row per outcome, with the state it leaves."""
+    rows = []
+    for outcome, holder, (status, delay) in zip(outcomes, holders, states, strict=True):
+        error = outcome.error
+        value = outcome.return_value if status == SUCCESSFUL else None
+        rows.append(
+            (
+                outcome.record.pk,
+                outcome.record.attempt_count,
+                holder,
+                str(status),
+                str(outcome.attempt_status),
+                value,
+                None if delay is None else delay.total_seconds(),
+                int(outcome.snooze is not None),
+                error.exception_class_path if error else None,
+                error.traceback if error else None,
+            )
+        )
+    return json.dumps(rows)
+
+
+def written(
+    outcomes: Sequence[Outcome],
+    holders: Sequence[str],
+    states: Sequence[State],
+    held: dict[int, Any],
+) -> list[Written]:
+    """What FINISH_SQL's reply (`held`: its rows by task id) says of each outcome."""
+    found = []
+    for outcome, holder, (status, _) in zip(outcomes, holders, states, strict=True):
+        if outcome.record.pk not in held:
+            log_lost_fence(outcome.record, holder)
+            continue
+        available_after, now, stopped, requested_by = held[outcome.record.pk]
+        if stopped:
+            found.append(Written(stopped_by_cancel(outcome, requested_by), FAILED, now, None))
+        elif status == READY:
+            found.append(Written(outcome, status, None, available_after))
+        else:
+            found.append(Written(outcome, status, now, None))
+    return found

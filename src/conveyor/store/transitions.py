@@ -1,7 +1,8 @@
 """A task's way through the store: insert, claim, finish (with the retry policy), release.
 
 The portable statements serve SQLite and MariaDB/MySQL; PostgreSQL overrides the hooks
-`insert_batch`, `claim_rows` and `write_outcomes` with statements of its own.
+`insert_batch`, `claim_rows`, `write_outcomes` and `write_and_claim` with statements of its
+own.
 """
 
 from __future__ import annotations
@@ -152,6 +153,30 @@ class Transitions(EngineCore):
         # Decided before the write: a policy is the user's code, kept out of the transaction.
         decided = [self.decided(outcome) for outcome in outcomes]
         return self.retrying(lambda: self.write_outcomes(decided, holders))
+
+    def finish_and_claim(
+        self, *, worker_id: str, outcomes: Sequence[Outcome], queues: QueueFilter, limit: int
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        holders = [worker_id] * len(outcomes)
+        decided = [self.decided(outcome) for outcome in outcomes]  # before: see finish()
+        written, claimed = self.write_and_claim(decided, holders, worker_id, queues, max(limit, 0))
+        claimed.sort(key=claim_sort_key)
+        return written, claimed
+
+    def write_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        holders: Sequence[str],
+        worker_id: str,
+        queues: QueueFilter,
+        limit: int,
+    ) -> tuple[list[Written], list[TaskRecord]]:
+        """Engine hook: write_outcomes, then claim_rows (each skipped when it has nothing to
+        do), each retried on its own. PostgreSQL sends both in one round trip."""
+        written = self.retrying(lambda: self.write_outcomes(outcomes, holders)) if outcomes else []
+        if limit < 1:
+            return written, []
+        return written, self.retrying(lambda: self.claim_rows(worker_id, queues, limit))
 
     def decided(self, outcome: Outcome) -> Outcome:
         """The outcome with the retry decision of a failure made (by `self.decider`, which

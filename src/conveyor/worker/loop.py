@@ -1,7 +1,8 @@
 """The worker loop: claim into free slots, flush finished attempts, sleep until there is work.
 
 The loop owns the main thread's database connection. Tasks run in the ExecutionPool; their
-outcomes gather in the OutcomeBuffer and are written in batches by `flush`. The parts are
+outcomes gather in the OutcomeBuffer and are written in batches, with the next claim when
+one is due then (Engine.finish_and_claim), else by `flush`. The parts are
 built by conveyor.worker.build and handed in, so that each can be replaced in a test.
 """
 
@@ -175,22 +176,29 @@ class Worker:
         if free <= 0:
             self.flush()
             return None
-        claimed = self._claim(free)
+        # A batch that is due is written with the claim, in one round trip where the
+        # database allows it.
+        claimed = self._claim(free, self.outcomes.take())
         if claimed < free and self.outcomes:
-            # The queue ran dry: nothing will join the batch, so write it now; a retry it
-            # schedules at once is due right away, so look again.
-            self.flush(force=True)
-            claimed += self._claim(self.pool.free())
-        else:
-            self.flush()
+            # The queue ran dry: nothing will join the batch, so write it now, and look
+            # again in the same trip: a retry it schedules at once is due right away.
+            claimed += self._claim(self.pool.free(), self.outcomes.take(force=True))
         return claimed
 
-    def _claim(self, limit: int) -> int:
+    def _claim(self, limit: int, outcomes: list[Outcome]) -> int:
         self._claim_uncertain = True  # until the reply arrives, we may hold unknown rows
-        records = self.store.claim(
-            worker_id=self.identity.worker_id, queues=self.settings.queues, limit=limit
-        )
+        try:
+            written, records = self.store.finish_and_claim(
+                worker_id=self.identity.worker_id,
+                outcomes=outcomes,
+                queues=self.settings.queues,
+                limit=limit,
+            )
+        except BaseException:
+            self.outcomes.put_back(outcomes)  # kept for the next try; they are not lost
+            raise
         self._claim_uncertain = False
+        self.parts.announcer.announce(written)
         histories = self.store.histories(r.pk for r in records if has_history(r))
         for record in records:
             self.pool.submit(record, histories.get(record.pk, []))
