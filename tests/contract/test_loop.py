@@ -147,6 +147,41 @@ def test_a_batch_below_its_size_waits_for_the_delay(backend: DatabaseBackend) ->
     worker.pool.close()
 
 
+class Calls:
+    """The real engine, recording what each finish_and_claim was given: (outcomes, limit)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.calls: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def finish_and_claim(self, **kwargs: Any) -> tuple[list[Written], list[TaskRecord]]:
+        self.calls.append((len(kwargs["outcomes"]), kwargs["limit"]))
+        return self.engine.finish_and_claim(**kwargs)
+
+
+def test_a_due_batch_travels_with_the_next_claim_and_a_dry_queue_sends_it_at_once(
+    backend: DatabaseBackend,
+) -> None:
+    store = Calls(backend.store)
+    made = build(store, concurrency=4, batch_size=100)
+    worker = made.worker
+    ids = [noop.enqueue().id for _ in range(6)]
+    assert worker.step() == 4
+    run_claimed(worker, 4)
+    made.clock.now += 2 * worker.outcomes.delay  # the batch is due
+    assert worker.step() == 2  # the four outcomes went with this claim
+    run_claimed(worker, 2)
+    # Nothing is due and the queue is empty: the two outcomes, not yet due, go at once,
+    # with a second look at the queue.
+    assert worker.step() == 0
+    assert store.calls == [(0, 4), (4, 4), (0, 4), (2, 4)]
+    assert statuses(ids) == [SUCCESSFUL] * 6
+    worker.pool.close()
+
+
 @pytest.fixture
 def no_started_rows() -> Iterator[None]:
     """The test app's task_started receiver writes a row; for a coroutine it runs on an
