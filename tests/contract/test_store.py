@@ -28,6 +28,18 @@ def boom() -> TaskError:
     return TaskError(exception_class_path="builtins.ValueError", traceback="ValueError: boom\n")
 
 
+def write(backend: DatabaseBackend, outcomes: list[Outcome], *, with_claim: bool) -> None:
+    """Record outcomes of worker "w" by finish(), or with a claim (of a task enqueued for it)."""
+    if not with_claim:
+        backend.store.finish(worker_id="w", outcomes=outcomes)
+        return
+    enqueue()
+    written, claimed = backend.store.finish_and_claim(
+        worker_id="w", outcomes=outcomes, queues=ALL_QUEUES, limit=1
+    )
+    assert (len(written), len(claimed)) == (len(outcomes), 1)
+
+
 def test_claim_marks_rows_running_for_the_worker(backend: DatabaseBackend) -> None:
     row = enqueue()
     (claimed,) = claim_all(backend.store, "worker-a")
@@ -161,31 +173,33 @@ def test_success_is_recorded_once_with_its_attempt(backend: DatabaseBackend) -> 
     assert TaskRecord.objects.get(pk=record.pk).worker_id == ""
 
 
+@pytest.mark.parametrize("with_claim", [False, True], ids=["finish", "finish_and_claim"])
 @pytest.mark.parametrize(
     "value",
     [None, 0, -1.5, "", 'ünïcode "quoted" \\ back\nslash', [None, 1], {"a": None}, {}],
     ids=repr,
 )
 def test_a_return_value_of_any_json_shape_is_kept_as_it_was(
-    backend: DatabaseBackend, value: Any
+    backend: DatabaseBackend, value: Any, with_claim: bool
 ) -> None:
     enqueue()
     (record,) = claim_all(backend.store, "w")
-    backend.store.finish(worker_id="w", outcomes=[Outcome(record, SUCCESSFUL, return_value=value)])
+    write(backend, [Outcome(record, SUCCESSFUL, return_value=value)], with_claim=with_claim)
     assert backend.get_result(str(record.pk)).return_value == value
     # A task that returned None leaves the column empty, as a task never finished does.
     stored = TaskRecord.objects.filter(pk=record.pk, return_value__isnull=True).exists()
     assert stored == (value is None)
 
 
+@pytest.mark.parametrize("with_claim", [False, True], ids=["finish", "finish_and_claim"])
 def test_an_error_s_class_and_traceback_are_kept_character_for_character(
-    backend: DatabaseBackend,
+    backend: DatabaseBackend, with_claim: bool
 ) -> None:
     fail.enqueue()
     (record,) = claim_all(backend.store, "w")
-    text = 'Traceback (most recent call last):\n  File "x.py"\nValueError: \'ünï\' \\ "q"\n'
+    text = 'Traceback (most recent call last):\n  File "x.py"\nValueError: \'ünï\' \\ "q" %s\n'
     error = TaskError(exception_class_path="builtins.ValueError", traceback=text)
-    backend.store.finish(worker_id="w", outcomes=[Outcome(record, FAILED, error=error)])
+    write(backend, [Outcome(record, FAILED, error=error)], with_claim=with_claim)
     (kept,) = backend.get_result(str(record.pk)).errors
     assert (kept.exception_class_path, kept.traceback) == ("builtins.ValueError", text)
 
